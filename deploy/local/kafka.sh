@@ -12,6 +12,7 @@
 #   FEDMM_KAFKA_CONTROLLER_PORT controller port      (default 9093)
 #   FEDMM_KAFKA_HEAP         JVM heap                (default 1g)
 #   FEDMM_KAFKA_START_TIMEOUT seconds to wait for a metadata answer (default 90)
+#   FEDMM_KAFKA_TOOL_JAVA_OPTS JVM flags for run-class (default: small heap, fast start)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -87,7 +88,10 @@ run_class() {
   ensure_java
   ensure_libs
   write_tool_log_config
-  java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+  # Quick-starting JVM flags suit one-shot admin tools; benchmarks pass their own.
+  local opts
+  read -r -a opts <<<"${FEDMM_KAFKA_TOOL_JAVA_OPTS:--Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
+  java "${opts[@]}" -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/tools-log4j2.properties" \
     -cp "$libs/*" "$@"
 }
