@@ -1,2 +1,4 @@
 export * from './special.js';
 export * from './rdp.js';
+export * from './pld.js';
+export * from './calibrate.js';

@@ -22,3 +22,10 @@ export function requireDelta(delta: number): void {
     throw invalidArgument(`delta must be in (0, 1), got ${String(delta)}; pass e.g. 1e-5 or 1/(dataset size)`, { delta });
   }
 }
+
+/** Structural shape of a subsampled-Gaussian event, declared here to keep modules acyclic. */
+export interface SubsampledGaussianEventLike {
+  readonly samplingRate: number;
+  readonly noiseMultiplier: number;
+  readonly steps: number;
+}
