@@ -1,0 +1,6 @@
+export {
+  type SyntheticCompany,
+  type LogisticFederationOptions,
+  type LogisticFederation,
+  logisticFederation,
+} from './logistic-federation.js';
