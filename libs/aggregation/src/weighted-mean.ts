@@ -1,0 +1,120 @@
+import { failedPrecondition, invalidArgument } from '@fedmm/core';
+import type { Compute } from './compute/compute.js';
+import { cpuCompute } from './compute/cpu-compute.js';
+import { Participation } from './participation.js';
+import { CompiledShard } from './shard-spec.js';
+import type { ShardSpec } from './types.js';
+
+/** Tuning of the streaming weighted mean. */
+export interface WeightedMeanOptions {
+  readonly compute?: Compute;
+  /**
+   * How many chunks with the same (offset, length) are summed in one pass over the float64
+   * accumulator (1..8, default 8). Chunks wait, by reference, until their group is full.
+   */
+  readonly fuseWidth?: number;
+  /** Bytes of chunks allowed to wait for fusing before all groups are flushed (default 64 MiB). */
+  readonly pendingBudgetBytes?: number;
+}
+
+/** The aggregated mean of one shard and which segments had at least one holder. */
+export interface ShardMean {
+  readonly mean: Float32Array;
+  /** held[s] = 1 when some client sent segment s; other segments have mean 0. */
+  readonly held: Uint8Array;
+}
+
+interface PendingGroup {
+  readonly offset: number;
+  readonly rows: Float32Array[];
+  readonly weights: number[];
+}
+
+const DEFAULT_PENDING_BUDGET = 64 * 1024 * 1024;
+
+/**
+ * Streaming example-weighted mean of one shard, per segment over the clients that sent it.
+ * Memory: one float64 per coordinate plus chunks waiting to be fused (bounded), whatever K.
+ */
+export class WeightedMeanAccumulator {
+  readonly shard: CompiledShard;
+  readonly participation: Participation;
+  private readonly compute: Compute;
+  private readonly sum: Float64Array;
+  private readonly fuseWidth: number;
+  private readonly pendingBudget: number;
+  private readonly pending = new Map<string, PendingGroup>();
+  private pendingBytes = 0;
+  private sealed = false;
+
+  constructor(spec: ShardSpec | CompiledShard, options: WeightedMeanOptions = {}) {
+    this.shard = spec instanceof CompiledShard ? spec : new CompiledShard(spec);
+    this.participation = new Participation(this.shard);
+    this.compute = options.compute ?? cpuCompute;
+    this.sum = new Float64Array(this.shard.shardLength);
+    const fuseWidth = options.fuseWidth ?? 8;
+    if (!Number.isInteger(fuseWidth) || fuseWidth < 1 || fuseWidth > 8) {
+      throw invalidArgument(`fuseWidth must be an integer from 1 to 8, got ${fuseWidth}`);
+    }
+    this.fuseWidth = fuseWidth;
+    this.pendingBudget = options.pendingBudgetBytes ?? DEFAULT_PENDING_BUDGET;
+  }
+
+  /** Adds `scale * values` for a client holding `weight` examples. */
+  addScaled(clientId: string, offset: number, values: Float32Array, weight: number, scale: number): void {
+    if (this.sealed) {
+      throw failedPrecondition(`chunk from client '${clientId}' arrived after the shard was finished; it belongs to a sealed round and must be dropped`, { clientId });
+    }
+    if (!Number.isFinite(scale)) throw invalidArgument(`scale for client '${clientId}' is ${scale}; it must be finite`);
+    this.participation.record(clientId, offset, values.length, weight);
+    if (values.length === 0) return;
+    if (this.fuseWidth === 1) {
+      this.compute.weightedSumInto(this.sum, offset, [values], [weight * scale]);
+      return;
+    }
+    const key = `${offset}:${values.length}`;
+    let group = this.pending.get(key);
+    if (group === undefined) {
+      group = { offset, rows: [], weights: [] };
+      this.pending.set(key, group);
+    }
+    group.rows.push(values);
+    group.weights.push(weight * scale);
+    this.pendingBytes += values.byteLength;
+    if (group.rows.length >= this.fuseWidth) {
+      this.flushGroup(key, group);
+    } else if (this.pendingBytes > this.pendingBudget) {
+      this.flushAll();
+    }
+  }
+
+  /** Seals the shard and returns the per-segment weighted mean. */
+  finishMean(): ShardMean {
+    if (this.sealed) throw failedPrecondition('this shard was already finished; create a new accumulator for the next round');
+    this.flushAll();
+    this.sealed = true;
+    this.participation.assertComplete();
+    const mean = new Float32Array(this.shard.shardLength);
+    const segs = this.shard.segments;
+    const held = new Uint8Array(segs.length);
+    const weightSums = this.participation.weightSums;
+    for (let s = 0; s < segs.length; s++) {
+      const w = weightSums[s]!;
+      if (w <= 0) continue;
+      held[s] = 1;
+      const seg = segs[s]!;
+      this.compute.scaleInto(mean, this.sum, seg.start, seg.length, 1 / w);
+    }
+    return { mean, held };
+  }
+
+  private flushGroup(key: string, group: PendingGroup): void {
+    this.compute.weightedSumInto(this.sum, group.offset, group.rows, group.weights);
+    for (const r of group.rows) this.pendingBytes -= r.byteLength;
+    this.pending.delete(key);
+  }
+
+  private flushAll(): void {
+    for (const [key, group] of this.pending) this.flushGroup(key, group);
+  }
+}
