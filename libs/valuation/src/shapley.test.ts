@@ -116,7 +116,7 @@ test('GTG-Shapley agrees with exact Shapley on 6 companies with fewer evaluation
   const gtg = await gtgShapley(u.players, u.utility, { withinRoundEpsilon: 0.02, convergenceCriterion: 0.1 });
   const rho = spearman(exact.values, gtg.values);
   console.log(
-    `# GTG-Shapley ${gtg.evaluations} evaluations (${gtg.permutations} permutations) vs exact ${exact.evaluations}; rank correlation ${rho.toFixed(3)}`,
+    `GTG-Shapley ${gtg.evaluations} evaluations (${gtg.permutations} permutations) vs exact ${exact.evaluations}; rank correlation ${rho.toFixed(3)}`,
   );
   assert.ok(rho >= 0.9, `rank correlation ${rho}`);
   assert.ok(gtg.evaluations < exact.evaluations, `${gtg.evaluations} evaluations`);
