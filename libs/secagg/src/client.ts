@@ -53,6 +53,7 @@ export class SecAggClient {
   private participants: readonly string[] = [];
   private readonly peers = new Map<string, PublicKeyEntry>();
   private readonly held = new Map<string, HeldShares>();
+  private readonly sealingKeys = new Map<string, Uint8Array>();
   private maskPeers: readonly string[] = [];
   private answered: { request: UnmaskRequest; response: UnmaskResponse } | undefined;
 
@@ -266,12 +267,16 @@ export class SecAggClient {
   }
 
   private shareKey(peer: string): Uint8Array {
-    const secret = x25519(this.encryptionKeys!.privateKey, this.peers.get(peer)!.encryptionPublicKey);
-    return derivePairKey(secret, this.context, KeyPurpose.shareEncryption, this.clientId, peer);
+    const cached = this.sealingKeys.get(peer);
+    if (cached !== undefined) return cached;
+    const secret = x25519(this.encryptionKeys!.privateKeyObject, this.peers.get(peer)!.encryptionPublicKey);
+    const key = derivePairKey(secret, this.context, KeyPurpose.shareEncryption, this.clientId, peer);
+    this.sealingKeys.set(peer, key);
+    return key;
   }
 
   private pairwiseSeed(peer: string): Uint8Array {
-    const secret = x25519(this.maskingKeys!.privateKey, this.peers.get(peer)!.maskingPublicKey);
+    const secret = x25519(this.maskingKeys!.privateKeyObject, this.peers.get(peer)!.maskingPublicKey);
     return derivePairKey(secret, this.context, KeyPurpose.pairwiseMask, this.clientId, peer);
   }
 }

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from 'node:crypto';
 import { invalidArgument } from '@fedmm/core';
 import { randomBytesFrom, type RandomSource } from './random.js';
 
@@ -9,44 +9,49 @@ export const X25519_KEY_BYTES = 32;
 export interface RawKeyPair {
   readonly publicKey: Uint8Array;
   readonly privateKey: Uint8Array;
+  /** The private key imported once; importing costs far more than an agreement. */
+  readonly privateKeyObject: KeyObject;
 }
 
 // DER wrappers around a raw X25519 key (RFC 8410), so node:crypto can import raw bytes.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
-function privateKeyObject(raw: Uint8Array) {
+/** Imports a raw X25519 private key. */
+export function importPrivateKey(raw: Uint8Array): KeyObject {
   if (raw.length !== X25519_KEY_BYTES) {
     throw invalidArgument(`an X25519 private key has ${X25519_KEY_BYTES} bytes, got ${raw.length}`);
   }
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
 }
 
-function publicKeyObject(raw: Uint8Array) {
+function importPublicKey(raw: Uint8Array): KeyObject {
   if (raw.length !== X25519_KEY_BYTES) {
     throw invalidArgument(`an X25519 public key has ${X25519_KEY_BYTES} bytes, got ${raw.length}`);
   }
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  // JWK import is an order of magnitude faster than DER in node 20.
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
 }
 
 /** The raw public key of a raw X25519 private key. */
-export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
-  const der = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });
-  return new Uint8Array(der.subarray(der.length - X25519_KEY_BYTES));
+export function publicKeyOf(privateKey: Uint8Array | KeyObject): Uint8Array {
+  const key = privateKey instanceof Uint8Array ? importPrivateKey(privateKey) : privateKey;
+  const jwk = createPublicKey(key).export({ format: 'jwk' });
+  return new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url'));
 }
 
 /** A fresh X25519 key pair; any 32 random bytes are a valid private key (X25519 clamps them). */
 export function generateKeyPair(random: RandomSource): RawKeyPair {
   const privateKey = randomBytesFrom(random, X25519_KEY_BYTES);
-  return { privateKey, publicKey: publicKeyOf(privateKey) };
+  const privateKeyObject = importPrivateKey(privateKey);
+  return { privateKey, privateKeyObject, publicKey: publicKeyOf(privateKeyObject) };
 }
 
 /** The X25519 shared secret of a private and a peer's public key. */
-export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+export function x25519(privateKey: KeyObject, publicKey: Uint8Array): Uint8Array {
+  const peer = importPublicKey(publicKey);
   try {
-    return new Uint8Array(
-      diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(publicKey) }),
-    );
+    return new Uint8Array(diffieHellman({ privateKey, publicKey: peer }));
   } catch (e) {
     // OpenSSL rejects low-order points, whose shared secret would be all zeros.
     throw invalidArgument('X25519 key agreement failed: the peer public key is not a usable curve point', {

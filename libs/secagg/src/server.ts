@@ -7,7 +7,7 @@ import {
   type SecAggConfig,
   type SecAggConfigInput,
 } from './config.js';
-import { derivePairKey, KeyPurpose, publicKeyOf, X25519_KEY_BYTES, x25519 } from './keys.js';
+import { derivePairKey, importPrivateKey, KeyPurpose, publicKeyOf, X25519_KEY_BYTES, x25519 } from './keys.js';
 import type {
   CollectMaskedRequest,
   EncryptedShare,
@@ -275,11 +275,12 @@ export class SecAggServer {
     }
     for (const d of needKeys) {
       const secretKey = await combineShares(keyShares.get(d)!, X25519_KEY_BYTES);
-      if (!equal(publicKeyOf(secretKey), this.keys.get(d)!.maskingPublicKey)) {
+      const keyObject = importPrivateKey(secretKey);
+      if (!equal(publicKeyOf(keyObject), this.keys.get(d)!.maskingPublicKey)) {
         this.fail(`the masking key of ${d} reconstructed from its shares does not match its public key; a share was corrupted in transit or by a client`, 'DATA_LOSS');
       }
       for (const s of this.neighboursOf(d).filter((n) => this.inputs.has(n))) {
-        const seed = derivePairKey(x25519(secretKey, this.keys.get(s)!.maskingPublicKey), this.context, KeyPurpose.pairwiseMask, s, d);
+        const seed = derivePairKey(x25519(keyObject, this.keys.get(s)!.maskingPublicKey), this.context, KeyPurpose.pairwiseMask, s, d);
         corrections.push({ seed, sign: s < d ? 1 : -1 });
       }
       secretKey.fill(0);
