@@ -4,3 +4,6 @@ export * from './sha256.js';
 export * from './order.js';
 export * from './safetensors.js';
 export * from './safetensors-file.js';
+export * from './flat.js';
+export * from './chunk.js';
+export * from './upload.js';
