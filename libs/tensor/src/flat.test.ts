@@ -24,7 +24,7 @@ test('the layout is sorted by name with element and byte offsets, and its finger
   assert.equal(layout.totalElements, 22);
   assert.equal(layout.totalBytes, 57);
   const json = canonicalLayoutJson(tensors);
-  assert.equal(json.slice(0, 81), '{"fedmm.layout":1,"tensors":[{"name":"empty","dtype":"F32","shape":[0]},{"name":"f');
+  assert.equal(json.slice(0, 82), '{"fedmm.layout":1,"tensors":[{"name":"empty","dtype":"F32","shape":[0]},{"name":"f');
   assert.ok(json.includes('"modality":"image"'));
   assert.equal(layout.fingerprint, sha256Hex(json));
   assert.equal(createLayout([...tensors].reverse()).fingerprint, layout.fingerprint, 'input order does not matter');
