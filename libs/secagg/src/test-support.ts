@@ -32,6 +32,8 @@ export interface RoundPlan {
   /** Keep the vectors away from the server (sharded mode) and return them instead. */
   readonly receiptsOnly?: boolean;
   readonly label?: string;
+  /** Each client's update; a reproducible random one in [-1.25, 1.25] by default. */
+  readonly updateOf?: (clientId: string, vectorLength: number) => Float32Array;
 }
 
 export interface RoundRun {
@@ -60,7 +62,9 @@ export async function runRound(plan: RoundPlan): Promise<RoundRun> {
     roundSeed: seedOf(`${label}/round-seed`),
   });
   const clients = new Map(ids.map((id) => [id, new SecAggClient({ clientId: id, random: seededRandom(seedOf(`${label}/${id}`)) })]));
-  const updates = new Map(ids.map((id) => [id, syntheticUpdate(`${label}/update/${id}`, plan.vectorLength, 1.25)]));
+  const updates = new Map(
+    ids.map((id) => [id, plan.updateOf?.(id, plan.vectorLength) ?? syntheticUpdate(`${label}/update/${id}`, plan.vectorLength, 1.25)]),
+  );
   const setup = server.setupRequest();
   for (const id of ids) if (!silent(0, id)) server.acceptSetup(clients.get(id)!.setup(setup));
   for (const req of server.closeSetup()) {
