@@ -33,11 +33,11 @@ export function checkExtends(chain: readonly AuditRecord[], record: AuditRecord)
 export class MemoryAuditSink implements AuditSink {
   readonly #chains = new Map<string, AuditRecord[]>();
 
-  append(record: AuditRecord): Promise<void> {
+  async append(record: AuditRecord): Promise<void> {
     const chain = this.#chains.get(record.task) ?? [];
     if (checkExtends(chain, record)) chain.push(record);
     this.#chains.set(record.task, chain);
-    return Promise.resolve();
+
   }
 
   list(task: string): Promise<AuditRecord[]> {
