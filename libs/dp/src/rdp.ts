@@ -117,7 +117,8 @@ function rdpOneStep(q: number, sigma: number, alpha: number, series: FractionalS
   if (q === 0) return 0;
   if (sigma === 0 || alpha === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
   if (q === 1) return alpha / (2 * sigma * sigma);
-  return computeLogA(q, sigma, alpha, series) / (alpha - 1);
+  // A_alpha >= 1, so log A_alpha < 0 is rounding noise (|error| ~ 1e-16 when A is within 1e-16 of 1).
+  return Math.max(0, computeLogA(q, sigma, alpha, series)) / (alpha - 1);
 }
 
 function validateOrders(orders: readonly number[]): void {
