@@ -33,11 +33,11 @@ export function checkExtends(chain: readonly AuditRecord[], record: AuditRecord)
 export class MemoryAuditSink implements AuditSink {
   readonly #chains = new Map<string, AuditRecord[]>();
 
+  // async so that a refused record rejects the promise instead of throwing at the call.
   async append(record: AuditRecord): Promise<void> {
     const chain = this.#chains.get(record.task) ?? [];
     if (checkExtends(chain, record)) chain.push(record);
     this.#chains.set(record.task, chain);
-
   }
 
   list(task: string): Promise<AuditRecord[]> {
