@@ -7,3 +7,4 @@ export * from './safetensors-file.js';
 export * from './flat.js';
 export * from './chunk.js';
 export * from './upload.js';
+export * from './peft.js';

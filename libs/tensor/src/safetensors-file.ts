@@ -121,6 +121,10 @@ export function openSafetensorsFile(path: string): Promise<SafetensorsFile> {
   return SafetensorsFile.open(path);
 }
 
+function isEmpty(e: SafetensorsEntry): boolean {
+  return e.dataOffsets[0] === e.dataOffsets[1];
+}
+
 /** Where a stream writer puts bytes. `write` resolves when the sink can take more. */
 export interface ByteSink {
   write(bytes: Uint8Array): Promise<void>;
@@ -203,6 +207,7 @@ export class SafetensorsStreamWriter {
   readonly #sink: ByteSink;
   readonly #hash = new Sha256Accumulator();
   #written = 0; // bytes of the data section written so far
+  #index = 0; // plan entry not yet fully written (zero-length entries stay until passed)
   #state: 'open' | 'closed' | 'failed' = 'open';
 
   private constructor(sink: ByteSink, plan: SafetensorsPlan) {
@@ -232,22 +237,28 @@ export class SafetensorsStreamWriter {
     return this.#written;
   }
 
-  /** The entry whose bytes come next, or undefined when all data is written. */
+  /** The entry that comes next (possibly partly written), or undefined when all data is written. */
   get next(): SafetensorsEntry | undefined {
-    return this.plan.entries.find((e) => e.dataOffsets[1] > this.#written);
+    return this.plan.entries[this.#index];
   }
 
-  /** Writes the next tensor whole; `name` must be the next one in plan order. */
+  /** Writes the next tensor whole; `name` must be the next one in plan order (zero-length ones may be skipped). */
   async writeTensor(name: string, data: TensorData | Tensor): Promise<void> {
-    const next = this.next;
-    const values = 'data' in data && !ArrayBuffer.isView(data) ? data.data : data as TensorData;
+    const es = this.plan.entries;
+    let i = this.#index;
+    while (i < es.length && es[i]!.name !== name && isEmpty(es[i]!)) i++;
+    const next = es[i];
     if (next === undefined || next.name !== name || this.#written !== next.dataOffsets[0]) {
-      throw new FedmmError('FAILED_PRECONDITION', `tensor "${name}" is not next: write ${next === undefined ? 'nothing more' : `"${next.name}"${this.#written !== next.dataOffsets[0] ? ' (partly written)' : ''}`} in plan order`, { tensor: name });
+      const pending = es[this.#index];
+      throw new FedmmError('FAILED_PRECONDITION', `tensor "${name}" is not next: write ${pending === undefined ? 'nothing more' : `"${pending.name}"${this.#written !== pending.dataOffsets[0] ? ' (partly written)' : ''}`} in plan order`, { tensor: name });
     }
+    const values = ArrayBuffer.isView(data) ? data : data.data;
     if (!isDataOf(next.dtype, values) || values.byteLength !== next.dataOffsets[1] - next.dataOffsets[0]) {
       throw new FedmmError('INVALID_ARGUMENT', `tensor "${name}": expected ${next.dataOffsets[1] - next.dataOffsets[0]} bytes of ${next.dtype}, got ${values.byteLength} bytes of ${values.constructor.name}`, { tensor: name });
     }
+    this.#index = i;
     await this.write(bytesOf(values));
+    if (isEmpty(next)) this.#index = i + 1;
   }
 
   /** Writes the next raw bytes of the data section (little-endian tensor bytes in plan order). */
@@ -258,6 +269,13 @@ export class SafetensorsStreamWriter {
     }
     await this.#emit(bytes);
     this.#written += bytes.length;
+    // Pass the entries these bytes completed; a zero-length entry right at the cursor stays next.
+    const es = this.plan.entries;
+    while (this.#index < es.length) {
+      const e = es[this.#index]!;
+      if (isEmpty(e) ? e.dataOffsets[0] < this.#written : e.dataOffsets[1] <= this.#written) this.#index++;
+      else break;
+    }
   }
 
   /** Checks that every byte was written, closes the sink, and returns the file's sha256 and size. */

@@ -195,3 +195,30 @@ test('the stream writer honours backpressure of a writable stream', async () => 
   assert.equal(sha256, sha256Hex(all));
   assert.deepEqual([...(parseSafetensors(new Uint8Array(all.buffer, all.byteOffset, all.length)).tensors.get('x')!.data as Float32Array)].slice(0, 3), [0, 1, 2]);
 });
+
+test('the stream writer accepts zero-length tensors named in order or passed over', async () => {
+  const descriptors = [
+    { name: 'a', dtype: 'F32' as const, shape: [2] },
+    { name: 'e1', dtype: 'F32' as const, shape: [0] },
+    { name: 'e2', dtype: 'F16' as const, shape: [0, 3] },
+    { name: 'h', dtype: 'F16' as const, shape: [1] },
+  ];
+  const a = new Float32Array([1, 2]);
+  const h = new Uint16Array([0x3c00]);
+  const expected = serializeSafetensors({ a: makeTensor('F32', [2], a), e1: makeTensor('F32', [0], new Float32Array(0)), e2: makeTensor('F16', [0, 3], new Uint16Array(0)), h: makeTensor('F16', [1], h) });
+  for (const named of [true, false]) {
+    const parts: Buffer[] = [];
+    const pass = new PassThrough();
+    pass.on('data', (c: Buffer) => parts.push(c));
+    const w = await SafetensorsStreamWriter.create(writableSink(pass), descriptors);
+    assert.deepEqual(w.plan.entries.map((e) => e.name), ['a', 'e1', 'e2', 'h']);
+    await w.writeTensor('a', a);
+    if (named) {
+      await w.writeTensor('e1', new Float32Array(0));
+      await w.writeTensor('e2', new Uint16Array(0));
+    }
+    await w.writeTensor('h', h);
+    await w.close();
+    assert.deepEqual(new Uint8Array(Buffer.concat(parts)), expected);
+  }
+});
