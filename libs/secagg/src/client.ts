@@ -16,7 +16,7 @@ import type {
   UnmaskResponse,
 } from './messages.js';
 import { neighbourGraph } from './neighbours.js';
-import { applyMask, MASK_SEED_BYTES } from './prg.js';
+import { applyMasks, MASK_SEED_BYTES } from './prg.js';
 import { randomBytesFrom, systemRandom, type RandomSource } from './random.js';
 import { openShare, sealShare, shareAssociatedData } from './share-cipher.js';
 import { SHARE_BYTES, splitSecret } from './shamir.js';
@@ -190,10 +190,10 @@ export class SecAggClient {
     this.maskPeers = Object.freeze([...opened.keys()].sort());
 
     const masked = encode(update, encodingOf(config), this.random);
-    applyMask(masked, this.selfSeed!, 1);
-    for (const peer of this.maskPeers) {
-      applyMask(masked, this.pairwiseSeed(peer), this.clientId < peer ? 1 : -1);
-    }
+    applyMasks(masked, [
+      { seed: this.selfSeed!, sign: 1 },
+      ...this.maskPeers.map((peer) => ({ seed: this.pairwiseSeed(peer), sign: this.clientId < peer ? (1 as const) : (-1 as const) })),
+    ]);
     this.current = 'unmask';
     return { stage: 'collect-masked', roundId: config.roundId, clientId: this.clientId, maskedVector: masked };
   }

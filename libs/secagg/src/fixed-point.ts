@@ -55,6 +55,7 @@ export function encode(
   const levels = fixedPointLevels(params);
   const c = params.clipRange;
   const scale = levels / (2 * c);
+  const shift = c * scale;
   const out = new Uint32Array(values.length);
   const coins = new Uint32Array(Math.min(ROUNDING_WORDS, values.length));
   const coinBytes = new Uint8Array(coins.buffer);
@@ -63,15 +64,16 @@ export function encode(
     const end = Math.min(values.length, start + coins.length);
     for (let i = start; i < end; i++) {
       const x = values[i]!;
-      if (!Number.isFinite(x)) {
+      // x - x is NaN exactly for NaN and the infinities.
+      if (x - x !== 0) {
         throw invalidArgument(`update coordinate ${i} is ${x}; only finite values can be encoded`);
       }
-      const clipped = x < -c ? -c : x > c ? c : x;
-      const q = (clipped + c) * scale;
-      const floor = Math.floor(q);
+      const q = (x < -c ? -c : x > c ? c : x) * scale + shift;
+      // q is in [0, levels], so truncation is the floor.
+      const floor = q >>> 0;
       // Round up with probability equal to the fractional part.
-      const up = coins[i - start]! < (q - floor) * RING ? 1 : 0;
-      out[i] = Math.min(levels, floor + up);
+      const v = coins[i - start]! < (q - floor) * RING ? floor + 1 : floor;
+      out[i] = v > levels ? levels : v;
     }
   }
   return out;

@@ -34,7 +34,7 @@ export {
   quantizationErrorBound,
   type FixedPointParams,
 } from './fixed-point.js';
-export { applyMask, MASK_SEED_BYTES, maskRange } from './prg.js';
+export { applyMask, applyMasks, MASK_SEED_BYTES, maskRange, type SignedSeed } from './prg.js';
 export { addInto, subtractFrom } from './ring.js';
 export { neighbourGraph } from './neighbours.js';
 export { seededRandom, systemRandom, type RandomSource } from './random.js';

@@ -65,6 +65,47 @@ function forEachSlice(
   }
 }
 
+/** A mask to add (sign 1) or subtract (sign -1). */
+export interface SignedSeed {
+  readonly seed: Uint8Array;
+  readonly sign: 1 | -1;
+}
+
+/**
+ * Applies several masks to `target` (target[0] holds stream word `offset`) in one pass: each
+ * slice of the target stays in cache while every mask is added to it, instead of streaming the
+ * whole vector through memory once per mask.
+ */
+export function applyMasks(target: Uint32Array, masks: readonly SignedSeed[], offset = 0): void {
+  for (const m of masks) checkRange(m.seed, offset, target.length);
+  if (target.length === 0 || masks.length === 0) return;
+  const block = Math.floor(offset / WORDS_PER_BLOCK);
+  const ciphers = masks.map((m) => createCipheriv('aes-256-ctr', m.seed, counterIv(block)));
+  let skip = (offset % WORDS_PER_BLOCK) * 4;
+  let done = 0;
+  while (done < target.length) {
+    const words = Math.min(target.length - done, (SLICE_BYTES - skip) >> 2);
+    const input = zeros.subarray(0, skip + words * 4);
+    for (let k = 0; k < masks.length; k++) {
+      const stream = asWords(ciphers[k]!.update(input), skip, words);
+      if (masks[k]!.sign === 1) addSlice(target, stream, done);
+      else subtractSlice(target, stream, done);
+    }
+    done += words;
+    skip = 0;
+  }
+}
+
+function addSlice(target: Uint32Array, words: Uint32Array, at: number): void {
+  const n = words.length;
+  for (let i = 0; i < n; i++) target[at + i] = target[at + i]! + words[i]!;
+}
+
+function subtractSlice(target: Uint32Array, words: Uint32Array, at: number): void {
+  const n = words.length;
+  for (let i = 0; i < n; i++) target[at + i] = target[at + i]! - words[i]!;
+}
+
 /** Words [offset, offset + length) of the mask stream of `seed`. */
 export function maskRange(seed: Uint8Array, offset: number, length: number): Uint32Array {
   const out = new Uint32Array(length);
@@ -77,15 +118,5 @@ export function maskRange(seed: Uint8Array, offset: number, length: number): Uin
  * target[0] holds stream word `offset`.
  */
 export function applyMask(target: Uint32Array, seed: Uint8Array, sign: 1 | -1, offset = 0): void {
-  if (sign === 1) {
-    forEachSlice(seed, offset, target.length, (words, at) => {
-      const n = words.length;
-      for (let i = 0; i < n; i++) target[at + i] = target[at + i]! + words[i]!;
-    });
-  } else {
-    forEachSlice(seed, offset, target.length, (words, at) => {
-      const n = words.length;
-      for (let i = 0; i < n; i++) target[at + i] = target[at + i]! - words[i]!;
-    });
-  }
+  applyMasks(target, [{ seed, sign }], offset);
 }

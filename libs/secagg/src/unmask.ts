@@ -1,7 +1,7 @@
 import { failedPrecondition, invalidArgument } from '@fedmm/core';
 import { decodeSum } from './fixed-point.js';
 import type { UnmaskPlan } from './messages.js';
-import { applyMask } from './prg.js';
+import { applyMasks } from './prg.js';
 import { addInto } from './ring.js';
 import { sameList } from './validate.js';
 
@@ -22,7 +22,7 @@ export function unmaskShard({ plan, maskedSum, offset }: UnmaskShardInput): Uint
       `shard [${offset}, ${offset + maskedSum.length}) lies outside the ${plan.vectorLength} coordinates of round ${plan.roundId}`,
     );
   }
-  for (const c of plan.corrections) applyMask(maskedSum, c.seed, c.sign === 1 ? -1 : 1, offset);
+  applyMasks(maskedSum, plan.corrections.map((c) => ({ seed: c.seed, sign: c.sign === 1 ? -1 : 1 })), offset);
   return maskedSum;
 }
 
