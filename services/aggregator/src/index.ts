@@ -1,0 +1,1 @@
+export { aggregatorModule } from './main.js';

@@ -1,0 +1,4 @@
+export { registryModule } from './main.js';
+export { Registry } from './domain/registry.js';
+export { BlobStore } from './domain/blobs.js';
+export type * from './domain/types.js';

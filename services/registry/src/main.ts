@@ -1,0 +1,20 @@
+import type { ServiceModule } from '@fedmm/service-kit';
+import { readRegistryConfig, type RegistryConfig } from './config.js';
+import { BlobStore } from './domain/blobs.js';
+import { Registry } from './domain/registry.js';
+import { registryBinding } from './handlers/registry-handlers.js';
+
+/** The registry service: models, versions, artifacts and lineage. */
+export const registryModule: ServiceModule<RegistryConfig> = {
+  name: 'registry',
+  readConfig: readRegistryConfig,
+  async start(ctx) {
+    const blobs = new BlobStore(ctx.config.blobDir);
+    await blobs.init();
+    const registry = new Registry(ctx.store, blobs, ctx.log);
+    return {
+      bindings: [registryBinding(registry, ctx.log, { maxArtifactBytes: ctx.config.maxArtifactBytes })],
+      async stop() {},
+    };
+  },
+};

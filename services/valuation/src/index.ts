@@ -1,0 +1,1 @@
+export { valuationModule } from './main.js';
