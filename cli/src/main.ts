@@ -1,9 +1,6 @@
 import { FedmmError } from '@fedmm/core';
-import { UsageError, type Command } from './command.js';
-import { serveCommand } from './commands/serve.js';
-import { demoCommand } from './commands/demo.js';
-
-const commands: Command[] = [serveCommand, demoCommand];
+import { UsageError } from './command.js';
+import { commands } from './commands/index.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

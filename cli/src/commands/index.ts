@@ -1,0 +1,9 @@
+import type { Command } from '../command.js';
+import { serveCommand } from './serve.js';
+import { demoCommand } from './demo.js';
+
+/** Every fedmm subcommand, in the order `fedmm --help` lists them. */
+export const commands: Command[] = [
+  serveCommand,
+  demoCommand,
+];
