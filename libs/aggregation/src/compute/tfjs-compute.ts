@@ -52,7 +52,7 @@ export function createTfjsCompute(tf: TfModule, name = 'tfjs'): Compute {
         const sorted = tf.topk(t, k, true).values;
         return tf.mean(tf.slice(sorted, [0, firstSorted], [l, count]), 1);
       });
-      out.set(x.dataSync() as Float32Array, s);
+      out.set(x.dataSync(), s);
       tf.dispose(x);
     });
   };
