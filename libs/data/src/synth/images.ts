@@ -201,14 +201,18 @@ function applyCamera(cv: Canvas, rng: Rng, cam: CameraProfile): void {
   cv.noise(rng, cam.noise);
 }
 
-/** Renders one incident image: the class's scene seen through a company's camera. */
-export function renderIncidentImage(cls: IncidentClass, rng: Rng, camera: CameraProfile): Canvas {
+/** Renders one incident image: the class's scene (faint in a `weakRate` share) seen through a company's camera. */
+export function renderIncidentImage(cls: IncidentClass, rng: Rng, camera: CameraProfile, weakRate = 0): Canvas {
   const cv = new Canvas(SYNTH_IMAGE_SIZE, SYNTH_IMAGE_SIZE);
   const scene = rng.fork('scene');
   const bg = scene.bool(ATYPICAL_BACKGROUND_RATE) ? scene.pick(Object.keys(BACKGROUNDS) as Background[]) : TYPICAL_BACKGROUND[cls];
   BACKGROUNDS[bg](cv, scene);
   for (let k = scene.int(0, 2); k > 0; k--) distractor(cv, scene, SYNTH_IMAGE_SIZE);
+  // A faint incident (far away, partly hidden, smoke-hazed) is blended over the bare scene.
+  const faint = scene.bool(weakRate) ? scene.uniform(0.3, 0.55) : 1;
+  const bare = faint < 1 ? Float32Array.from(cv.data) : undefined;
   SCENES[cls](cv, scene, SYNTH_IMAGE_SIZE);
+  if (bare !== undefined) for (let i = 0; i < bare.length; i++) cv.data[i] = bare[i]! + (cv.data[i]! - bare[i]!) * faint;
   applyCamera(cv, rng.fork('camera'), camera);
   return cv;
 }

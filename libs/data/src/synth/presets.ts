@@ -42,6 +42,8 @@ export interface CompanySpec {
   readonly textVagueRate: number;
   /** Share of sensor series with a weak fault signature. */
   readonly sensorWeakRate: number;
+  /** Share of images where the incident is faint. */
+  readonly imageWeakRate: number;
   readonly faults?: FaultSpec;
 }
 
@@ -71,6 +73,7 @@ export const PUBLIC_SPEC: CompanySpec = {
   places: ['Main Street', 'the north district', 'the harbour', 'the ring road', 'the old town', 'the industrial park'],
   textVagueRate: 0.15,
   sensorWeakRate: 0.15,
+  imageWeakRate: 0.15,
 };
 
 /** Four companies of a city-safety consortium, as heterogeneous as real ones. */
@@ -80,26 +83,27 @@ export const DEFAULT_COMPANIES: readonly CompanySpec[] = [
     description: 'energy utility: energy-heavy labels, warm overexposed substation cameras, utility jargon',
     trainSize: 400,
     testSize: 150,
-    classWeights: domainSkew('energy', 0.6),
+    classWeights: domainSkew('energy', 0.7),
     modalities: { image: true, text: true, sensor: true },
-    missingRate: 0.05,
-    camera: { cast: [1.12, 1.0, 0.82], brightness: 0.06, contrast: 0.85, blur: 0, noise: 0.05, vignette: 0.1 },
+    missingRate: 0.1,
+    camera: { cast: [1.12, 1.0, 0.82], brightness: 0.06, contrast: 0.85, blur: 0, noise: 0.08, vignette: 0.15 },
     imageFormat: 'png',
     sensors: { offset: [0.8, -0.4, 0.1], gain: [1.3, 0.9, 1.0], noise: 0.35 },
     sensorStorage: 'inline',
     dialects: { utility: 0.7, standard: 0.3 },
     places: ['substation 14', 'feeder F-203', 'switchyard B', 'the 110 kV bay', 'pole 77-A', 'kiosk K12'],
     textVagueRate: 0.2,
-    sensorWeakRate: 0.2,
+    sensorWeakRate: 0.3,
+    imageWeakRate: 0.35,
   },
   {
     name: 'homesafe',
     description: 'home security provider: residential labels, no cameras shared, household wording',
     trainSize: 250,
     testSize: 120,
-    classWeights: domainSkew('residential', 0.6),
+    classWeights: domainSkew('residential', 0.7),
     modalities: { image: false, text: true, sensor: true },
-    missingRate: 0.05,
+    missingRate: 0.1,
     camera: NEUTRAL_CAMERA,
     imageFormat: 'png',
     sensors: { offset: [-0.3, 0.2, 0.4], gain: [0.8, 1.1, 1.4], noise: 0.4 },
@@ -107,24 +111,26 @@ export const DEFAULT_COMPANIES: readonly CompanySpec[] = [
     dialects: { residential: 0.75, standard: 0.25 },
     places: ['12 Elm Street', 'flat 4B, Rose Court', 'the Miller house', '7 Birch Lane', 'unit 21, Harbour View', 'the corner bungalow'],
     textVagueRate: 0.2,
-    sensorWeakRate: 0.2,
+    sensorWeakRate: 0.3,
+    imageWeakRate: 0.35,
   },
   {
     name: 'metroops',
     description: 'city operations centre: urban labels, cold low-light blurry cameras, no text, sensor CSV files',
     trainSize: 300,
     testSize: 120,
-    classWeights: domainSkew('urban', 0.6),
+    classWeights: domainSkew('urban', 0.7),
     modalities: { image: true, text: false, sensor: true },
-    missingRate: 0.05,
-    camera: { cast: [0.85, 0.95, 1.15], brightness: -0.08, contrast: 1.1, blur: 1, noise: 0.08, vignette: 0.35 },
+    missingRate: 0.1,
+    camera: { cast: [0.85, 0.95, 1.15], brightness: -0.08, contrast: 1.1, blur: 1, noise: 0.12, vignette: 0.35 },
     imageFormat: 'png',
     sensors: { offset: [0, 0.5, -0.3], gain: [1.0, 1.2, 0.8], noise: 0.45 },
     sensorStorage: 'csv',
     dialects: { municipal: 1 },
     places: ['junction 5', 'Central Station', 'the stadium', 'Avenue 9', 'the market square', 'tunnel T2'],
     textVagueRate: 0.2,
-    sensorWeakRate: 0.25,
+    sensorWeakRate: 0.3,
+    imageWeakRate: 0.35,
   },
   {
     name: 'smallcity',
@@ -133,7 +139,7 @@ export const DEFAULT_COMPANIES: readonly CompanySpec[] = [
     testSize: 100,
     classWeights: BALANCED,
     modalities: { image: true, text: true, sensor: true },
-    missingRate: 0.05,
+    missingRate: 0.1,
     camera: { cast: [1.0, 1.08, 0.95], brightness: 0.02, contrast: 0.95, blur: 0, noise: 0.1, vignette: 0.2 },
     imageFormat: 'png',
     sensors: { offset: [0.2, 0.2, 0.2], gain: [1.1, 1.1, 1.1], noise: 0.5 },
@@ -141,7 +147,8 @@ export const DEFAULT_COMPANIES: readonly CompanySpec[] = [
     dialects: { terse: 0.6, municipal: 0.2, standard: 0.2 },
     places: ['town hall', 'Bridge Rd', 'the school', 'the river path', 'Mill Lane', 'the bus depot'],
     textVagueRate: 0.25,
-    sensorWeakRate: 0.25,
+    sensorWeakRate: 0.3,
+    imageWeakRate: 0.35,
     faults: { labelNoise: 0.2, exactDuplicates: 3, nearDuplicates: 3, flatLines: 2, sensorOutliers: 1 },
   },
 ];

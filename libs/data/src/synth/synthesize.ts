@@ -98,7 +98,7 @@ function draftSample(spec: CompanySpec, cls: IncidentClass, rng: Rng): DraftSamp
   if (keep.length === 0) keep = [mods.pick(want)];
   const s: DraftSample = { cls, label: cls };
   if (keep.includes('image')) {
-    s.image = renderIncidentImage(cls, rng.fork('image'), spec.camera).toRgb();
+    s.image = renderIncidentImage(cls, rng.fork('image'), spec.camera, spec.imageWeakRate).toRgb();
     s.imageBytes = encodeImage(s.image, spec.imageFormat);
   }
   if (keep.includes('text')) s.text = writeIncidentText(cls, rng.fork('text'), spec.dialects, rng.fork('place').pick(spec.places), spec.textVagueRate);
