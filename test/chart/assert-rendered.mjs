@@ -428,6 +428,7 @@ const expectations = {
       const sm = r.get('ServiceMonitor', FULL);
       eq(sm.metadata.labels.release, 'kube-prometheus-stack', 'selector label');
       eq(sm.spec.endpoints[0].port, 'metrics', 'port');
+      eq(sm.spec.endpoints[0].relabelings[0].targetLabel, 'service_name', 'service_name relabeling');
     });
     check('mtls: a component switches off what the default block switches on', () => {
       for (const name of ['privacy', 'valuation', 'aggregator', 'aggregator-worker', 'gateway']) r.get('HorizontalPodAutoscaler', `${FULL}-${name}`);

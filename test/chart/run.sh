@@ -63,5 +63,18 @@ if [ "$assert_rc" -ne 0 ] && { [ -z "$summary" ] || [ "$(cut -d' ' -f3 <<<"$summ
   failed=$((failed + 1)); echo "FAIL assert-rendered.mjs exited with status $assert_rc"
 fi
 
+# Dashboards ship next to the chart; their queries must stay plain PromQL over the metric names.
+node "$root/test/chart/check-dashboards.mjs" "$root/deploy/grafana/dashboards" >"$out/dash.log" 2>&1
+dash_rc=$?
+grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$out/dash.log"
+dash="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out/dash.log" | tail -n 1)"
+if [ -n "$dash" ]; then
+  passed=$((passed + $(cut -d' ' -f1 <<<"$dash")))
+  failed=$((failed + $(cut -d' ' -f3 <<<"$dash")))
+fi
+if [ "$dash_rc" -ne 0 ] && { [ -z "$dash" ] || [ "$(cut -d' ' -f3 <<<"$dash")" = 0 ]; }; then
+  failed=$((failed + 1)); echo "FAIL check-dashboards.mjs exited with status $dash_rc"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
