@@ -41,15 +41,15 @@ function activate(y: tf.Tensor2D, activation: DenseModule['activation']): tf.Ten
 /** A dense projection with every adapter of the stack applied: x W + b + sum_k s_k (x A_k^T) B_k^T. */
 function dense(config: ModelConfig, p: ForwardParams, name: string, x: tf.Tensor2D): tf.Tensor2D {
   const m = modulesOf(config).get(name)!;
-  let y: tf.Tensor2D = tf.matMul(x, p.weight(`${name}.weight`) as tf.Tensor2D);
-  if (m.useBias) y = tf.add(y, p.weight(`${name}.bias`)) as tf.Tensor2D;
+  let y: tf.Tensor2D = tf.matMul<tf.Tensor2D>(x, p.weight(`${name}.weight`));
+  if (m.useBias) y = tf.add<tf.Tensor2D>(y, p.weight(`${name}.bias`));
   for (const ad of p.adapters) {
     const a = ad.tensors.get(`${name}.lora_A`);
     const b = ad.tensors.get(`${name}.lora_B`);
     if (!a || !b) continue;
     // Scaling the rank-r intermediate is cheaper than scaling the [n, out] result.
     const low = tf.mul(tf.matMul(x, a as tf.Tensor2D, false, true), ad.scale);
-    y = tf.add(y, tf.matMul(low, b as tf.Tensor2D, false, true)) as tf.Tensor2D;
+    y = tf.add<tf.Tensor2D>(y, tf.matMul(low, b, false, true));
   }
   return activate(y, m.activation);
 }
@@ -60,7 +60,7 @@ function dense(config: ModelConfig, p: ForwardParams, name: string, x: tf.Tensor
  */
 function rmsNorm(x: tf.Tensor2D, gain: tf.Tensor): tf.Tensor2D {
   const inv = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6));
-  return tf.mul(tf.mul(x, inv), gain) as tf.Tensor2D;
+  return tf.mul<tf.Tensor2D>(tf.mul(x, inv), gain);
 }
 
 /** A pre-norm transformer block (single-head self-attention, then an MLP) over n sequences of t tokens. */
@@ -71,11 +71,11 @@ function encoderBlock(config: MultimodalConfig, p: ForwardParams, prefix: string
   const k = tf.reshape(dense(config, p, `${prefix}.attn.k`, h), [n, t, d]);
   const v = tf.reshape(dense(config, p, `${prefix}.attn.v`, h), [n, t, d]);
   const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
-  const attended = tf.reshape(tf.matMul(tf.softmax(scores), v), [n * t, d]) as tf.Tensor2D;
-  const x1 = tf.add(x, dense(config, p, `${prefix}.attn.o`, attended)) as tf.Tensor2D;
+  const attended = tf.reshape<tf.Rank.R2>(tf.matMul(tf.softmax(scores), v), [n * t, d]);
+  const x1 = tf.add<tf.Tensor2D>(x, dense(config, p, `${prefix}.attn.o`, attended));
   const h2 = rmsNorm(x1, p.weight(`${prefix}.norm2.gain`));
   const mlp = dense(config, p, `${prefix}.mlp.fc2`, dense(config, p, `${prefix}.mlp.fc1`, h2));
-  return tf.add(x1, mlp) as tf.Tensor2D;
+  return tf.add<tf.Tensor2D>(x1, mlp);
 }
 
 /** Tokens (patches or windows) -> embedding -> positions -> block -> mean pool -> projection. */
@@ -92,18 +92,18 @@ function sequenceEncoder(
   const d = config.dModel;
   const x = tf.tensor2d(rows.data, [n * tokens, width]);
   const e = tf.reshape(dense(config, p, `${prefix}.${embed}`, x), [n, tokens, d]);
-  const withPos = tf.reshape(tf.add(e, p.weight(`${prefix}.pos_embed`)), [n * tokens, d]) as tf.Tensor2D;
+  const withPos = tf.reshape<tf.Rank.R2>(tf.add(e, p.weight(`${prefix}.pos_embed`)), [n * tokens, d]);
   const encoded = encoderBlock(config, p, prefix, withPos, n, tokens);
-  const pooled = tf.mean(tf.reshape(encoded, [n, tokens, d]), 1) as tf.Tensor2D;
+  const pooled = tf.mean<tf.Tensor2D>(tf.reshape(encoded, [n, tokens, d]), 1);
   return dense(config, p, `${prefix}.proj`, pooled);
 }
 
 /** Bag of words -> frozen-table lookup as a matmul (its gradient is a matmul too) -> residual MLP -> projection. */
 function textEncoder(config: MultimodalConfig, p: ForwardParams, rows: ModalityRows): tf.Tensor2D {
   const bag = tf.tensor2d(rows.data, [rows.rows.length, config.vocabSize]);
-  const pooled: tf.Tensor2D = tf.matMul(bag, p.weight('text.embed') as tf.Tensor2D);
+  const pooled: tf.Tensor2D = tf.matMul<tf.Tensor2D>(bag, p.weight('text.embed'));
   const h = rmsNorm(pooled, p.weight('text.norm.gain'));
-  const x = tf.add(pooled, dense(config, p, 'text.mlp.fc2', dense(config, p, 'text.mlp.fc1', h))) as tf.Tensor2D;
+  const x = tf.add<tf.Tensor2D>(pooled, dense(config, p, 'text.mlp.fc2', dense(config, p, 'text.mlp.fc1', h)));
   return dense(config, p, 'text.proj', x);
 }
 
@@ -133,8 +133,8 @@ function multimodalForward(config: MultimodalConfig, p: ForwardParams, batch: Ba
   add(batch.sensor, (r) => sequenceEncoder(config, p, 'sensor', 'window_embed', r, sen.tokens, sen.width));
   // Masked mean: each sample averages only the modalities it has.
   const inv = tf.tensor2d(Float32Array.from(count, (c) => (c > 0 ? 1 / c : 0)), [n, 1]);
-  const fused = tf.mul(embeddings.length === 1 ? embeddings[0]! : tf.addN(embeddings), inv) as tf.Tensor2D;
-  const h = tf.add(fused, dense(config, p, 'fusion.dense', rmsNorm(fused, p.weight('fusion.norm.gain')))) as tf.Tensor2D;
+  const fused = tf.mul<tf.Tensor2D>(embeddings.length === 1 ? embeddings[0]! : tf.addN(embeddings), inv);
+  const h = tf.add<tf.Tensor2D>(fused, dense(config, p, 'fusion.dense', rmsNorm(fused, p.weight('fusion.norm.gain'))));
   return dense(config, p, 'head', h);
 }
 

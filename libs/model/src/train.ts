@@ -64,8 +64,8 @@ function withValues(a: AdapterSet, values: Map<string, Float32Array>): AdapterSe
 
 /** The squared distance sum_k ||x_k - anchor_k||^2 over the named tensors. */
 function squaredDistance(current: ReadonlyMap<string, tf.Tensor>, anchor: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
-  const terms = [...current].map(([name, x]) => tf.sum(tf.square(tf.sub(x, anchor.get(name)!))));
-  return (terms.length === 1 ? terms[0]! : tf.addN(terms)) as tf.Scalar;
+  const terms = [...current].map(([name, x]) => tf.sum<tf.Scalar>(tf.square(tf.sub(x, anchor.get(name)!))));
+  return terms.length === 1 ? terms[0]! : tf.addN(terms);
 }
 
 /**
@@ -98,13 +98,13 @@ export function train(options: TrainOptions): TrainResult {
       trainable: tensorsOf(start),
       groups: adapterGroupMap(base, start),
       params: (current) => baseParams(base, [{ scale, tensors: current }]),
-      ...(anchor ? { penalty: (current) => tf.mul(squaredDistance(current, anchor), mu / 2) as tf.Scalar } : {}),
+      ...(anchor ? { penalty: (current) => tf.mul<tf.Scalar>(squaredDistance(current, anchor), mu / 2) } : {}),
     });
     let result = withValues(start, values);
     const delta = adapterDelta(result, global);
     const updateNorm = adapterNorm(delta);
     const clipped = options.clipNorm !== undefined && updateNorm > options.clipNorm;
-    if (clipped) result = applyAdapterDelta(global, delta, options.clipNorm! / updateNorm);
+    if (clipped && options.clipNorm !== undefined) result = applyAdapterDelta(global, delta, options.clipNorm / updateNorm);
     return { adapters: result, modalities, stats: { ...stats, updateNorm, clipped } };
   } finally {
     if (anchor) tf.dispose([...anchor.values()]);
@@ -175,7 +175,7 @@ export function trainPersonal(options: PersonalTrainOptions): { personal: Adapte
               const terms = modules.map((m) =>
                 tf.sum(tf.square(tf.matMul(current.get(`${m}.lora_B`)! as tf.Tensor2D, current.get(`${m}.lora_A`)! as tf.Tensor2D))),
               );
-              return tf.mul(tf.addN(terms), (lambda / 2) * scale * scale) as tf.Scalar;
+              return tf.mul<tf.Scalar>(tf.addN(terms), (lambda / 2) * scale * scale);
             },
           }
         : {}),
