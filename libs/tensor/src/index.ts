@@ -8,3 +8,4 @@ export * from './flat.js';
 export * from './chunk.js';
 export * from './upload.js';
 export * from './peft.js';
+export * from './verdict.js';
