@@ -9,3 +9,10 @@ export { SYNTH_SENSOR_STEPS, SYNTH_SENSOR_CHANNELS, NEUTRAL_SENSORS, generateSen
 export { writeIncidentText, type Dialect } from './synth/texts.js';
 export * from './synth/presets.js';
 export * from './synth/synthesize.js';
+export * from './inspect/inspect.js';
+export * from './inspect/report.js';
+export * from './inspect/fix.js';
+export { findLabelIssues, type LabelIssue, type ConfidentLearningResult } from './inspect/confident-learning.js';
+export { perceptualHash, hammingDistance, pixelDigest, normalizeText, type PerceptualHash } from './inspect/hashes.js';
+export { extractFeatures, type FeatureMatrix } from './inspect/features.js';
+export { SoftmaxRegression, crossValidatedProbabilities, stratifiedFolds, type SoftmaxOptions } from './inspect/classifier.js';

@@ -24,7 +24,7 @@ export interface InspectOptions {
   readonly classes?: readonly string[];
   /** Class probabilities from the current shared model, one row per sample in the order given. */
   readonly predictProba?: (samples: readonly Sample[]) => Promise<Float32Array[]>;
-  /** Folds of the built-in cross-validated classifier (default 8). */
+  /** Folds of the built-in cross-validated classifier (default 5). */
   readonly folds?: number;
   /** Cross-validation repetitions with different splits, averaged (default 3). */
   readonly repeats?: number;
