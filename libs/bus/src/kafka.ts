@@ -42,7 +42,7 @@ export class KafkaBus implements Bus {
   constructor(private readonly opts: KafkaBusOptions) {
     this.log = opts.logger ?? createLogger({ component: 'kafka-bus' });
     const sasl: SASLOptions | undefined = opts.sasl
-      ? ({ mechanism: opts.sasl.mechanism, username: opts.sasl.username, password: opts.sasl.password } as SASLOptions)
+      ? ({ mechanism: opts.sasl.mechanism, username: opts.sasl.username, password: opts.sasl.password })
       : undefined;
     this.kafka = new Kafka({
       clientId: opts.clientId,
