@@ -13,9 +13,8 @@ export interface RawKeyPair {
   readonly privateKeyObject: KeyObject;
 }
 
-// DER wrappers around a raw X25519 key (RFC 8410), so node:crypto can import raw bytes.
+// PKCS#8 wrapper around a raw X25519 private key (RFC 8410), so node:crypto can import raw bytes.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 /** Imports a raw X25519 private key. */
 export function importPrivateKey(raw: Uint8Array): KeyObject {
