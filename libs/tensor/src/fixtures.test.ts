@@ -23,7 +23,7 @@ const expected = JSON.parse(await readFile(`${dir}expected.json`, 'utf8')) as Ex
 
 function asNumbers(dtype: string, data: ArrayLike<number | bigint>): number[] {
   if (dtype === 'F16') return Array.from(decodeF16(data as Uint16Array));
-  return Array.from(data as ArrayLike<number | bigint>, (x) => Number(x));
+  return Array.from(data, (x) => Number(x));
 }
 
 function want(v: number | string): number {
@@ -46,7 +46,7 @@ for (const [file, exp] of Object.entries(expected.files)) {
       const got = parsed.tensors.get(name)!;
       assert.equal(got.dtype, t.dtype, name);
       assert.deepEqual([...got.shape], t.shape, name);
-      const values = asNumbers(got.dtype, got.data as ArrayLike<number | bigint>);
+      const values = asNumbers(got.dtype, got.data);
       const wanted = t.values.map(want);
       if (got.dtype === 'F32') {
         assert.deepEqual(values, wanted.map((x) => Math.fround(x)), name);

@@ -1,7 +1,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FedmmError } from '@fedmm/core';
-import { type Tensor, type TensorData, allocate, dequantizeInt8, makeTensor } from './dtype.js';
+import { type Tensor, allocate, dequantizeInt8, makeTensor } from './dtype.js';
 import { type NamedTensors, namedEntries, serializeSafetensors } from './safetensors.js';
 import { compareUtf8 } from './order.js';
 import { type Sha256Hex, sha256Hex } from './sha256.js';
@@ -76,8 +76,8 @@ export function loraModules(tensors: NamedTensors): LoraModule[] {
 
 function transpose2d(t: Tensor): Tensor {
   const [rows, cols] = t.shape as [number, number];
-  const out = allocate(t.dtype, t.data.length) as TensorData & { [i: number]: number | bigint };
-  const src = t.data as TensorData & { [i: number]: number | bigint };
+  const out = allocate(t.dtype, t.data.length);
+  const src = t.data;
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = src[i * cols + j]!;
   return makeTensor(t.dtype, [cols, rows], out);
 }

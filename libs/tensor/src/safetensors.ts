@@ -214,7 +214,7 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
     headerLength: headerBytes.length,
     dataStart: 8 + headerBytes.length,
     dataLength,
-  }) as SafetensorsHeader;
+  });
 }
 
 /** Validates only the header of a whole safetensors buffer. */
