@@ -1,6 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { adapterDelta, adapterNorm, initAdapters } from './adapters.js';
+import * as tf from '@tensorflow/tfjs';
+import { adapterDelta, adapterNorm, initAdapters, mergeAdapters } from './adapters.js';
 import { evaluate, evaluatePersonalized } from './evaluate.js';
 import { pretrain, train, trainPersonal } from './train.js';
 import { renderProgress } from './progress.js';
@@ -104,5 +105,19 @@ test('pretraining trains every base weight with wasm kernels only and learns the
   assert.notDeepEqual(trained.weight('text.embed').dataSync(), base.weight('text.embed').dataSync());
   assert.equal(trained.config.numClasses, SMALL.numClasses);
   trained.dispose();
+  base.dispose();
+});
+
+test('training, personalisation, the DP path, evaluation and merging release every tensor they create', () => {
+  const base = smallBase();
+  const adapters = initAdapters(base, { rank: 2, alpha: 4, seed: 1 });
+  const samples = smallSamples(base, 10, 5, undefined, 0.3);
+  const before = tf.memory().numTensors;
+  const r = train({ base, adapters, samples, epochs: 1, batchSize: 4, lr: 1e-3, seed: 1, proxMu: 0.1, clipNorm: 1 });
+  trainPersonal({ base, shared: r.adapters, samples, epochs: 1, batchSize: 4, lr: 1e-3, seed: 1 });
+  train({ base, adapters, samples, epochs: 1, batchSize: 4, lr: 1e-3, seed: 1, proxMu: 0.1, privatizeGradients: (per) => per[0]! });
+  evaluate(base, r.adapters, samples);
+  mergeAdapters(base, r.adapters).dispose();
+  assert.equal(tf.memory().numTensors, before);
   base.dispose();
 });
