@@ -54,6 +54,7 @@ export interface IssueClientInDirOptions {
   now?: Date;
 }
 
+const DAY_MS = 86_400_000;
 const CERT_MODE = 0o644;
 const KEY_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -258,7 +259,8 @@ async function ensureServer(
     wanted.dnsNames = [...new Set([...wanted.dnsNames, ...have.dnsNames])];
     wanted.ipAddresses = [...new Set([...wanted.ipAddresses, ...have.ipAddresses])];
   }
-  const issued = await issueServerCert({ ca, commonName: o.commonName, dnsNames: wanted.dnsNames, ipAddresses: wanted.ipAddresses, validityDays: o.validityDays });
+  const validityDays = withinCaLifetime(ca, o.validityDays, PkiFiles.serverCert, warnings);
+  const issued = await issueServerCert({ ca, commonName: o.commonName, dnsNames: wanted.dnsNames, ipAddresses: wanted.ipAddresses, validityDays });
   return writePair(root, PkiFiles.serverCert, PkiFiles.serverKey, issued, reason, o.force);
 }
 
@@ -284,7 +286,7 @@ async function ensureClient(
       ];
     }
   }
-  const issued = await issueClientCert({ ca, tenant, validityDays: o.validityDays });
+  const issued = await issueClientCert({ ca, tenant, validityDays: withinCaLifetime(ca, o.validityDays, certPath, warnings) });
   return writePair(root, certPath, keyPath, issued, reason, o.force);
 }
 
@@ -300,6 +302,16 @@ function readPair(root: string, certPath: string, keyPath: string): ExistingPair
   } catch {
     return undefined;
   }
+}
+
+// A certificate cannot usefully outlive its CA; in a directory the CA's end caps every certificate, with a warning.
+function withinCaLifetime(ca: CertificateAndKey, days: number, path: string, warnings: string[]): number {
+  const caEnd = new Date(new X509Certificate(ca.certPem).validTo);
+  // The margin covers the backdated notBefore and rounding to whole seconds.
+  const left = (caEnd.getTime() - Date.now() - 60_000) / DAY_MS;
+  if (days <= left) return days;
+  warnings.push(`${path} is valid only until ${caEnd.toISOString()}, when the CA expires; rotate the CA (docs/PKI.md, "Rotation")`);
+  return left;
 }
 
 function staleReason(existing: ExistingPair, ca: CertificateAndKey, now: Date): string | undefined {
