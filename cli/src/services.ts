@@ -1,7 +1,7 @@
 import type { ServiceModule, ServiceName } from '@fedmm/service-kit';
 import { gatewayModule } from '@fedmm/gateway-service';
 import { registryModule } from '@fedmm/registry-service';
-import { aggregatorModule } from '@fedmm/aggregator-service';
+import { aggregatorModule, aggregatorWorkerModule } from '@fedmm/aggregator-service';
 import { privacyModule } from '@fedmm/privacy-service';
 import { valuationModule } from '@fedmm/valuation-service';
 

@@ -93,3 +93,13 @@ test('encode refuses chunks that would not fit a Kafka message, and inconsistent
   const headerBytes = Object.entries(e.headers).reduce((n, [k, v]) => n + k.length + v.length, 0) + e.key.length;
   assert.ok(headerBytes < 1024, `headers take ${headerBytes} bytes`);
 });
+
+test('a chunk whose bytes sit at an unaligned offset of a Node Buffer decodes into an aligned copy', async () => {
+  const { encodeUpdateChunk: enc, decodeUpdateChunk: dec } = await import('./chunk.js');
+  const rec = enc({ task: 't', round: 1, client: 'c', shard: 0, seq: 0, seqCount: 1, layoutFingerprint: 'a'.repeat(64), dtype: 'F32', elementOffset: 0, values: Float32Array.of(1, 2, 3), numExamples: 1 });
+  const backing = Buffer.alloc(rec.value.byteLength + 1);
+  backing.set(rec.value, 1);
+  const d = dec(rec.headers, backing.subarray(1));
+  assert.equal(d.zeroCopy, false);
+  assert.deepEqual([...d.values], [1, 2, 3]);
+});

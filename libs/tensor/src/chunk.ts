@@ -252,7 +252,8 @@ export function decodeUpdateChunk(headers: ChunkHeadersInput, value: Uint8Array,
   }
 
   const aligned = value.byteOffset % size === 0;
-  const src = aligned ? value : value.slice();
+  // Uint8Array.prototype.slice copies even when value is a Node Buffer (whose own slice is a view).
+  const src = aligned ? value : Uint8Array.prototype.slice.call(value);
   const values = new VALUE_TYPES[dtype](src.buffer, src.byteOffset, count);
   if (options.requireFinite === true) {
     const at = isFiniteValues(dtype, values);

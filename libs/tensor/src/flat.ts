@@ -226,7 +226,7 @@ export function partitionFor(round: number, shard: number, numPartitions: number
 function readF32(dtype: ParamDType, bytes: Uint8Array, count: number, scale: number | undefined, out: Float32Array, at: number, name: string): void {
   const size = bytesPerElement(dtype);
   // Payload pieces may sit at any byte offset; copy to align when needed.
-  const src = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  const src = bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes);
   const dst = out.subarray(at, at + count);
   switch (dtype) {
     case 'F32': dst.set(new Float32Array(src.buffer, src.byteOffset, count)); break;

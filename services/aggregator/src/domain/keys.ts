@@ -1,0 +1,14 @@
+import { storeKey } from '@fedmm/store';
+
+export const taskKey = (taskId: string): string => storeKey('aggregator', 'task', taskId);
+export const TASK_PREFIX = storeKey('aggregator', 'task', '');
+export const roundKey = (taskId: string, n: number): string => storeKey('aggregator', 'round', taskId, String(n).padStart(6, '0'));
+export const roundPrefix = (taskId: string): string => storeKey('aggregator', 'round', taskId, '');
+/** A round that workers must finish: present while the round aggregates. */
+export const activeKey = (taskId: string): string => storeKey('aggregator', 'active', taskId);
+export const ACTIVE_PREFIX = storeKey('aggregator', 'active', '');
+export const shardResultPrefix = (taskId: string, n: number, attempt: number): string =>
+  storeKey('aggregator', 'shard', taskId, String(n), String(attempt), '');
+export const shardResultKey = (taskId: string, n: number, attempt: number, shard: number): string =>
+  storeKey('aggregator', 'shard', taskId, String(n), String(attempt), String(shard).padStart(8, '0'));
+export const optimizerStateKey = (taskId: string, shard: number): string => storeKey('aggregator', 'optstate', taskId, String(shard));

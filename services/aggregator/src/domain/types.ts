@@ -1,0 +1,93 @@
+import type { StrategyConfig } from '@fedmm/aggregation';
+
+export type RoundState = 'created' | 'open' | 'collecting' | 'sealing' | 'aggregating' | 'published' | 'failed';
+export type TaskState = 'created' | 'running' | 'completed' | 'failed';
+
+export interface PrivacySettings {
+  mode: 'none' | 'record' | 'client';
+  noiseMultiplier: number;
+  targetEpsilon: number;
+  delta: number;
+  clipNorm: number;
+  accountant: 'rdp' | 'pld';
+  secureAggregation: boolean;
+  secaggThreshold: number;
+  secaggNumShares: number;
+}
+
+export interface SelectionSettings {
+  fraction: number;
+  minClients: number;
+  maxClients: number;
+}
+
+export interface TaskRecord {
+  taskId: string;
+  modelId: string;
+  baseVersionId: string;
+  members: string[];
+  rounds: number;
+  strategy: StrategyConfig;
+  privacy: PrivacySettings;
+  selection: SelectionSettings;
+  roundDeadlineSeconds: number;
+  maxUpdateNorm: number;
+  maxUpdateBytes: number;
+  termsJson: string;
+  termsDigest: string;
+  createdAt: number;
+  clientConfig: Record<string, number>;
+  state: TaskState;
+  currentRound: number;
+  /** The adapter version the next round starts from. */
+  latestVersionId: string;
+  valuationMethod: string;
+  /** Tenants whose signed acceptance of the current terms is recorded. */
+  accepted: string[];
+}
+
+export interface ReceivedUpdate {
+  tenant: string;
+  sha256: string;
+  numExamples: number;
+  bytes: number;
+  tensors: string[];
+  numShards: number;
+  samplingRate: number;
+  noiseMultiplier: number;
+  steps: number;
+  at: number;
+}
+
+export interface LayoutTensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  modality?: string;
+}
+
+export interface RoundRecord {
+  taskId: string;
+  number: number;
+  attempt: number;
+  state: RoundState;
+  selected: string[];
+  received: ReceivedUpdate[];
+  dropped: string[];
+  inputVersionId: string;
+  outputVersionId: string;
+  openedAt: number;
+  deadlineAt: number;
+  closedAt: number;
+  failureReason: string;
+  /** Offsets of fedmm.updates when the round opened: where a replacement worker replays from. */
+  updateStartOffsets: Record<string, string>;
+  updateEndOffsets: Record<string, string>;
+  layout: { tensors: LayoutTensorInfo[]; fingerprint: string; totalElements: number };
+  shardElements: number;
+  numShards: number;
+  reservationId: string;
+  /** Shards whose results the coordinator has, while aggregating. */
+  shardsDone: number;
+  metrics: Record<string, number>;
+}

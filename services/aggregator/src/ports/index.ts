@@ -1,0 +1,2 @@
+export * from './peers.js';
+export * from './registry-port.js';

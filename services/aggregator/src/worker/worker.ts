@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { FedmmError, type Logger } from '@fedmm/core';
+import { Topics, type Bus, type BusMessage, type Consumer } from '@fedmm/bus';
+import { getJson, listJson, type Store } from '@fedmm/store';
+import {
+  createStrategy, createServerOptimizerState, decodeServerOptimizerState, encodeServerOptimizerState,
+  type LinearShardAccumulator, type ServerOptimizerState, type ShardAccumulator, type Strategy,
+} from '@fedmm/aggregation';
+import { addGaussianNoise } from '@fedmm/dp';
+import {
+  createLayout, decodeUpdateChunk, decodeVerdict, recordKind, shardAt, shardKey, type ParamDType, type Shard, type TensorLayout,
+} from '@fedmm/tensor';
+import { fedmmMetrics } from '@fedmm/telemetry';
+import { ACTIVE_PREFIX, optimizerStateKey, roundKey, shardResultKey, taskKey } from '../domain/keys.js';
+import type { RoundRecord, TaskRecord } from '../domain/types.js';
+import type { RegistryPort } from '../ports/index.js';
+
+export const WORKER_GROUP = 'fedmm-aggregator-workers';
+
+interface Piece {
+  elementOffset: number;
+  values: Float32Array;
+}
+
+interface RoundState {
+  round: RoundRecord;
+  task: TaskRecord;
+  layout: TensorLayout;
+  strategy: Strategy;
+  /** One accumulator per shard this worker owns, for the round's attempt. */
+  accumulators: Map<number, ShardAccumulator>;
+  finished: Set<number>;
+}
+
+export interface WorkerDeps {
+  bus: Bus;
+  store: Store;
+  registry: RegistryPort;
+  log: Logger;
+  group?: string;
+  /** How often the worker checks for rounds it can finish. */
+  tickMs?: number;
+}
+
+/**
+ * An aggregation worker: one member of the consumer group on fedmm.updates. It keeps, for each
+ * shard of the partitions it owns, one running accumulator per round; an upload's chunks wait in
+ * a pending area only until the gateway's verdict for that shard arrives (a few records later in
+ * the same partition). Offsets are committed only up to the start of the oldest round still in
+ * progress, so a worker that dies is replaced by one that replays those rounds from Kafka and
+ * folds the same records in the same order: the published version is the same.
+ */
+export class AggregationWorker {
+  readonly id = randomUUID().slice(0, 8);
+  private consumer: Consumer | undefined;
+  /** Next offset to read, per partition this worker owns. */
+  private readonly positions = new Map<number, bigint>();
+  /** Pending chunks: `${task}/${round}/${client}/${sha}` -> shard -> seq -> piece. */
+  private readonly pending = new Map<string, Map<number, Map<number, Piece>>>();
+  /** Verdicts already applied: `${task}/${round}/${attempt}/${client}/${shard}`. */
+  private readonly applied = new Set<string>();
+  private readonly rounds = new Map<string, RoundState>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private busy = false;
+  private readonly group: string;
+
+  constructor(private readonly d: WorkerDeps) {
+    this.group = d.group ?? WORKER_GROUP;
+  }
+
+  async start(): Promise<void> {
+    await this.d.bus.ensureTopic(Topics.updates, { partitions: 8, maxMessageBytes: 2 * 1024 * 1024 }).catch(() => undefined);
+    this.consumer = await this.d.bus.subscribe({
+      group: this.group,
+      topics: [Topics.updates],
+      fromBeginning: true,
+      handler: (msg) => this.onRecord(msg),
+      onAssign: async (parts) => {
+        const committed = await this.d.bus.committedOffsets(this.group, Topics.updates).catch(() => []);
+        for (const p of parts) {
+          const c = committed.find((o) => o.partition === p.partition);
+          const start = c && BigInt(c.offset) >= 0n ? BigInt(c.offset) : 0n;
+          const cur = this.positions.get(p.partition);
+          if (cur === undefined || cur < start) this.positions.set(p.partition, start);
+        }
+        this.d.log.info('worker owns partitions', { worker: this.id, partitions: parts.map((p) => p.partition) });
+      },
+      onRevoke: async (parts) => {
+        // The next owner replays these partitions; forget everything derived from them.
+        for (const p of parts) this.positions.delete(p.partition);
+        await this.forgetRevoked(parts.map((p) => p.partition));
+      },
+    });
+    const loop = async (): Promise<void> => {
+      if (this.stopped) return;
+      if (!this.busy) {
+        this.busy = true;
+        try {
+          await this.finishReady();
+        } catch (e) {
+          this.d.log.error('worker tick failed', { worker: this.id, err: e });
+        } finally {
+          this.busy = false;
+        }
+      }
+      this.timer = setTimeout(() => void loop(), this.d.tickMs ?? 200);
+    };
+    void loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.consumer?.stop();
+  }
+
+  private async forgetRevoked(partitions: number[]): Promise<void> {
+    const lost = new Set(partitions);
+    for (const st of this.rounds.values()) {
+      for (const shard of [...st.accumulators.keys()]) {
+        if (lost.has(await this.d.bus.partitionFor(Topics.updates, shardKey(st.round.number, shard)))) st.accumulators.delete(shard);
+      }
+    }
+    this.pending.clear();
+    this.applied.clear();
+  }
+
+  private async onRecord(msg: BusMessage): Promise<void> {
+    this.positions.set(msg.partition, BigInt(msg.offset) + 1n);
+    try {
+      if (recordKind(msg.headers) === 'verdict') await this.onVerdict(msg);
+      else this.onChunk(msg);
+    } catch (e) {
+      // A malformed record is skipped, never fatal: the gateway validated what it produced.
+      this.d.log.warn('skipping an update record', { worker: this.id, partition: msg.partition, offset: msg.offset, err: e });
+    }
+  }
+
+  private onChunk(msg: BusMessage): void {
+    const c = decodeUpdateChunk(msg.headers, msg.value, { requireFinite: true });
+    if (c.dtype !== 'F32') throw new FedmmError('INVALID_ARGUMENT', `chunk dtype ${c.dtype}: the gateway publishes F32`);
+    const key = `${c.task}/${c.round}/${c.client}/${c.updateSha256 ?? ''}`;
+    let shards = this.pending.get(key);
+    if (!shards) this.pending.set(key, (shards = new Map()));
+    let seqs = shards.get(c.shard);
+    if (!seqs) shards.set(c.shard, (seqs = new Map()));
+    // A duplicate (same client, round, shard, seq) replaces itself: counted once.
+    seqs.set(c.seq, { elementOffset: c.elementOffset, values: c.values as Float32Array });
+  }
+
+  private async onVerdict(msg: BusMessage): Promise<void> {
+    const v = decodeVerdict(msg.headers);
+    const pkey = `${v.task}/${v.round}/${v.client}/${v.updateSha256}`;
+    const shards = this.pending.get(pkey);
+    const pieces = shards?.get(v.shard);
+    shards?.delete(v.shard);
+    if (shards && shards.size === 0) this.pending.delete(pkey);
+    if (!v.accept) return;
+    const once = `${v.task}/${v.round}/${v.attempt}/${v.client}/${v.shard}`;
+    if (this.applied.has(once)) return;
+    const st = await this.roundState(v.task, v.round, v.attempt);
+    if (!st) return; // the round already finished or was replaced by a newer attempt
+    if (!pieces || pieces.size !== v.seqCount) {
+      this.d.log.warn('an accepted upload is missing chunks in this partition', { task: v.task, round: v.round, client: v.client, shard: v.shard, have: pieces?.size ?? 0, want: v.seqCount });
+      return;
+    }
+    this.applied.add(once);
+    const acc = this.accumulator(st, v.shard);
+    const shard = shardAt(st.layout, v.shard, st.round.shardElements);
+    const clip = st.task.privacy.mode === 'client' ? st.task.privacy.clipNorm : 0;
+    const scale = clip > 0 && v.norm > clip ? clip / v.norm : 1;
+    let bytes = 0;
+    for (const seq of [...pieces.keys()].sort((a, b) => a - b)) {
+      const p = pieces.get(seq)!;
+      const local = p.elementOffset - shard.start;
+      if (scale !== 1) (acc as LinearShardAccumulator).addScaled(v.client, local, p.values, v.numExamples, scale);
+      else acc.add(v.client, local, p.values, v.numExamples);
+      bytes += p.values.byteLength;
+    }
+    fedmmMetrics().aggregationBytes.add(bytes, { task: v.task });
+  }
+
+  private accumulator(st: RoundState, shardIndex: number): ShardAccumulator {
+    let acc = st.accumulators.get(shardIndex);
+    if (!acc) {
+      const shard = shardAt(st.layout, shardIndex, st.round.shardElements);
+      acc = st.strategy.createShardAccumulator({ shardLength: shard.end - shard.start, segments: segmentsOf(shard) });
+      st.accumulators.set(shardIndex, acc);
+    }
+    return acc;
+  }
+
+  private async roundState(taskId: string, n: number, attempt: number): Promise<RoundState | undefined> {
+    const key = `${taskId}/${n}/${attempt}`;
+    const have = this.rounds.get(key);
+    if (have) return have;
+    const round = (await getJson<RoundRecord>(this.d.store, roundKey(taskId, n)))?.value;
+    if (!round || round.attempt !== attempt || round.state === 'published' || round.state === 'failed') return undefined;
+    const task = (await getJson<TaskRecord>(this.d.store, taskKey(taskId)))?.value;
+    if (!task) return undefined;
+    const layout = createLayout(round.layout.tensors.map((t) => ({ name: t.name, dtype: 'F32' as ParamDType, shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
+    if (task.strategy.name !== 'fedavg' && task.strategy.name !== 'fedprox' && task.privacy.mode === 'client' && createStrategy(task.strategy).holdsAllValues) {
+      throw new FedmmError('FAILED_PRECONDITION', `client-level DP clips updates inside linear strategies; ${task.strategy.name} is not linear`);
+    }
+    const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set() };
+    this.rounds.set(key, st);
+    return st;
+  }
+
+  /** Finishes the shards of aggregating rounds whose partitions this worker has read to the seal offsets. */
+  private async finishReady(): Promise<void> {
+    const active = await listJson<{ taskId: string; round: number; attempt: number }>(this.d.store, ACTIVE_PREFIX);
+    const owned = new Set(this.consumer?.assignment().map((a) => a.partition) ?? []);
+    const live = new Set<string>();
+    const minStart = new Map<number, bigint>();
+    for (const { value: a } of active) {
+      const round = (await getJson<RoundRecord>(this.d.store, roundKey(a.taskId, a.round)))?.value;
+      if (!round || round.attempt !== a.attempt) continue;
+      live.add(`${a.taskId}/${a.round}/${a.attempt}`);
+      for (const [p, off] of Object.entries(round.updateStartOffsets)) {
+        const cur = minStart.get(Number(p));
+        if (cur === undefined || BigInt(off) < cur) minStart.set(Number(p), BigInt(off));
+      }
+      if (round.state !== 'aggregating') continue;
+      const st = await this.roundState(a.taskId, a.round, a.attempt);
+      if (!st) continue;
+      st.round = round;
+      for (let s = 0; s < round.numShards; s++) {
+        if (st.finished.has(s)) continue;
+        const p = await this.d.bus.partitionFor(Topics.updates, shardKey(round.number, s));
+        if (!owned.has(p)) continue;
+        const end = BigInt(round.updateEndOffsets[String(p)] ?? '0');
+        if ((this.positions.get(p) ?? 0n) < end) continue;
+        await this.finishShard(st, s);
+        st.finished.add(s);
+      }
+    }
+    for (const k of [...this.rounds.keys()]) if (!live.has(k)) this.rounds.delete(k);
+    // Commit only what no round in progress may need again.
+    if (this.consumer && owned.size > 0) {
+      const commits = [];
+      for (const p of owned) {
+        const pos = this.positions.get(p);
+        if (pos === undefined) continue;
+        const floor = minStart.get(p);
+        const off = floor !== undefined && floor < pos ? floor : pos;
+        commits.push({ topic: Topics.updates, partition: p, offset: off.toString() });
+      }
+      if (commits.length) await this.consumer.commit(commits);
+    }
+  }
+
+  private async finishShard(st: RoundState, shardIndex: number): Promise<void> {
+    const { round, task } = st;
+    const shard = shardAt(st.layout, shardIndex, round.shardElements);
+    const acc = this.accumulator(st, shardIndex);
+    const prevTensors = await this.d.registry.readTensors(round.inputVersionId);
+    const previous = new Float32Array(shard.end - shard.start);
+    for (const piece of shard.pieces) {
+      const t = prevTensors.get(piece.name);
+      if (t) previous.set(t.subarray(piece.start, piece.end), piece.flatStart - shard.start);
+    }
+    let optimizerState: ServerOptimizerState | undefined;
+    const algo = task.strategy.name;
+    if (algo === 'fedadam' || algo === 'fedyogi' || algo === 'fedadagrad') {
+      const saved = await this.d.store.get(optimizerStateKey(task.taskId, shardIndex));
+      optimizerState = saved
+        ? decodeServerOptimizerState(Buffer.from(saved.value, 'base64'))
+        : createServerOptimizerState(algo, shard.end - shard.start);
+    }
+    const contributors = acc.clientIds.length;
+    const p = task.privacy;
+    const perturb = p.mode === 'client' && p.noiseMultiplier > 0 && contributors > 0
+      ? (mean: Float32Array) => {
+          // Noise of std sigma*C on the sum is sigma*C/K on the mean the strategy steps with.
+          const noisy = addGaussianNoise(mean, (p.noiseMultiplier * p.clipNorm) / contributors);
+          mean.set(noisy);
+        }
+      : undefined;
+    const values = contributors === 0 ? previous : acc.finish({ previous, ...(optimizerState ? { optimizerState } : {}), ...(perturb ? { perturb } : {}) });
+    if (optimizerState && contributors > 0) {
+      await this.d.store.put(optimizerStateKey(task.taskId, shardIndex), Buffer.from(encodeServerOptimizerState(optimizerState)).toString('base64'));
+    }
+    const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+    await this.d.store.put(shardResultKey(task.taskId, round.number, round.attempt, shardIndex), JSON.stringify({ shard: shardIndex, contributors, worker: this.id, values: bytes.toString('base64') }));
+    await this.d.bus.publish(Topics.shardResults, [{ key: `${task.taskId}/${round.number}`, value: new Uint8Array(0), headers: { 'fedmm-task': task.taskId, 'fedmm-round': String(round.number), 'fedmm-attempt': String(round.attempt), 'fedmm-shard': String(shardIndex), 'fedmm-contributors': String(contributors) } }]);
+    this.d.log.debug('shard finished', { worker: this.id, task: task.taskId, round: round.number, shard: shardIndex, contributors });
+  }
+}
+
+function segmentsOf(shard: Shard): { tensor: string; start: number; length: number }[] {
+  return shard.pieces.map((p) => ({ tensor: p.name, start: p.flatStart - shard.start, length: p.end - p.start }));
+}
