@@ -1,9 +1,11 @@
 import type { Command } from '../command.js';
 import { serveCommand } from './serve.js';
 import { demoCommand } from './demo.js';
+import { pkiCommand } from './pki.js';
 
 /** Every fedmm subcommand, in the order `fedmm --help` lists them. */
 export const commands: Command[] = [
   serveCommand,
   demoCommand,
+  pkiCommand,
 ];
