@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, generateKeyPairSync, sign, verify, webcrypto, X509Certificate } from 'node:crypto';
+import { createPrivateKey, sign, verify, webcrypto, X509Certificate } from 'node:crypto';
 import { checkServerIdentity } from 'node:tls';
 import { before, describe, test } from 'node:test';
 import { FedmmError } from '@fedmm/core';
@@ -129,23 +129,25 @@ describe('certificate issuance', () => {
   });
 });
 
-test('an existing RSA CA can sign tenant certificates', async () => {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-  const signingKey = await webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), alg, true, ['sign']);
-  const jwk = await webcrypto.subtle.exportKey('jwk', signingKey);
-  const publicKey = await webcrypto.subtle.importKey('jwk', { kty: jwk.kty, n: jwk.n, e: jwk.e } as webcrypto.JsonWebKey, alg, true, ['verify']);
-  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
-    name: 'CN=corporate RSA CA',
-    keys: { privateKey: signingKey, publicKey } as never,
-    signingAlgorithm: alg,
-    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
-    notAfter: new Date(Date.now() + 90 * 86_400_000),
+for (const [label, genAlg, signAlg, pkcs8Alg] of [
+  ['RSA', { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, 'rsa'],
+  ['EC P-384', { name: 'ECDSA', namedCurve: 'P-384' }, { name: 'ECDSA', hash: 'SHA-384' }, 'ec'],
+] as const) {
+  test(`an existing ${label} CA can sign tenant certificates`, async () => {
+    const keys = (await webcrypto.subtle.generateKey(genAlg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const caCert = await x509.X509CertificateGenerator.createSelfSigned({
+      name: `CN=corporate ${label} CA`,
+      keys: keys as never,
+      signingAlgorithm: signAlg,
+      extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+      notAfter: new Date(Date.now() + 90 * 86_400_000),
+    });
+    const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+    const ca = { certPem: caCert.toString('pem'), keyPem: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string };
+    assert.equal(createPrivateKey(ca.keyPem).asymmetricKeyType, pkcs8Alg);
+    const leaf = await issueClientCert({ ca, tenant: 'acme', validityDays: 30 });
+    const cert = new X509Certificate(leaf.certPem);
+    assert.ok(cert.verify(new X509Certificate(ca.certPem).publicKey));
+    assert.equal(cert.subjectAltName, 'URI:spiffe://fedmm/tenant/acme');
   });
-  const ca = { certPem: caCert.toString('pem'), keyPem };
-  const leaf = await issueClientCert({ ca, tenant: 'acme', validityDays: 30 });
-  const cert = new X509Certificate(leaf.certPem);
-  assert.ok(cert.verify(new X509Certificate(ca.certPem).publicKey));
-  assert.equal(cert.subjectAltName, 'URI:spiffe://fedmm/tenant/acme');
-});
+}

@@ -131,6 +131,19 @@ describe('mutual TLS over loopback', () => {
     assert.equal(server.seen.length, before);
   });
 
+  test('during a CA rotation a server trusting a bundle of old and new CA accepts tenants of both', async () => {
+    const oldCa = { certPem: ca.certPem, keyPem: readFileSync(join(dir, 'ca.key'), 'utf8') };
+    const newCa = await createCa({ commonName: 'fedmm CA 2' });
+    const rotating = await startServer(serverCredentials({ caPem: oldCa.certPem + newCa.certPem, ...serverMaterial(dir) }));
+    try {
+      const globex = await issueClientCert({ ca: newCa, tenant: 'globex' });
+      assert.equal((await whoAmI(rotating.port, clientCredentials({ caPem: oldCa.certPem, ...acme }))).tenant, 'acme');
+      assert.equal((await whoAmI(rotating.port, clientCredentials({ caPem: oldCa.certPem, ...globex }))).tenant, 'globex');
+    } finally {
+      rotating.close();
+    }
+  });
+
   test('a client refuses a server whose certificate comes from another CA', async () => {
     const otherCa = await createCa({ commonName: 'impostor' });
     const impostorCert = await issueServerCert({ ca: otherCa, commonName: 'impostor', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
