@@ -10,7 +10,7 @@ const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 function ext<T extends x509.Extension>(pem: string, type: new (raw: ArrayBuffer) => T): T {
-  const e = new x509.X509Certificate(pem).getExtension(type as never) as T | null;
+  const e = new x509.X509Certificate(pem).getExtension<T>(type as never);
   assert.ok(e, `certificate lacks ${type.name}`);
   return e;
 }
@@ -134,7 +134,7 @@ for (const [label, genAlg, signAlg, pkcs8Alg] of [
   ['EC P-384', { name: 'ECDSA', namedCurve: 'P-384' }, { name: 'ECDSA', hash: 'SHA-384' }, 'ec'],
 ] as const) {
   test(`an existing ${label} CA can sign tenant certificates`, async () => {
-    const keys = (await webcrypto.subtle.generateKey(genAlg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const keys = await webcrypto.subtle.generateKey(genAlg, true, ['sign', 'verify']);
     const caCert = await x509.X509CertificateGenerator.createSelfSigned({
       name: `CN=corporate ${label} CA`,
       keys: keys as never,

@@ -29,7 +29,7 @@ export interface CreateCaOptions {
 export async function createCa(opts: CreateCaOptions): Promise<CertificateAndKey> {
   const commonName = assertCommonName(opts.commonName, 'CA common name');
   const { notBefore, notAfter } = validity(opts.validityDays ?? DefaultValidityDays.ca, opts.notBefore);
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: [{ CN: [commonName] }],
@@ -40,7 +40,7 @@ export async function createCa(opts: CreateCaOptions): Promise<CertificateAndKey
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
   return { certPem: certificatePem(cert), keyPem: await privateKeyPem(keys.privateKey) };
@@ -110,7 +110,7 @@ async function issueLeaf(ca: CertificateAndKey, spec: LeafSpec): Promise<Certifi
       { caExpires: signer.notAfter.toISOString() },
     );
   }
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
     subject: spec.subject,
@@ -125,7 +125,7 @@ async function issueLeaf(ca: CertificateAndKey, spec: LeafSpec): Promise<Certifi
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([spec.usage], false),
       new x509.SubjectAlternativeNameExtension(spec.sans, false),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       signer.authorityKeyId,
     ],
   });
