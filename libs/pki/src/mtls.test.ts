@@ -4,7 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { Client, credentials, Server, ServerCredentials, status, type ChannelCredentials, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import {
+  Client,
+  credentials,
+  Server,
+  ServerCredentials,
+  status,
+  type ChannelCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { createCa, issueClientCert, issueServerCert, type CertificateAndKey } from './certificates.js';
 import { clientCredentials, readClientTlsFiles, serverCredentials } from './credentials.js';
 import { tenantFromCall } from './identity.js';
@@ -35,7 +46,7 @@ async function startServer(creds: ServerCredentials): Promise<TestServer> {
   const server = new Server();
   const seen: string[] = [];
   server.addService(WhoAmI, {
-    whoAmI: (call: Parameters<typeof tenantFromCall>[0], cb: (e: Partial<ServiceError> | null, v?: Buffer) => void) => {
+    whoAmI: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => {
       try {
         const tenant = tenantFromCall(call);
         seen.push(tenant);
