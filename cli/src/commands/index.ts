@@ -5,6 +5,7 @@ import { pkiCommand } from './pki.js';
 import { modelCommand } from './model.js';
 import { taskCommand } from './task.js';
 import { roundCommand } from './round.js';
+import { privacyCommand } from './privacy.js';
 
 /** Every fedmm subcommand, in the order `fedmm --help` lists them. */
 export const commands: Command[] = [
@@ -14,4 +15,5 @@ export const commands: Command[] = [
   modelCommand,
   taskCommand,
   roundCommand,
+  privacyCommand,
 ];
