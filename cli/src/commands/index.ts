@@ -6,6 +6,8 @@ import { modelCommand } from './model.js';
 import { taskCommand } from './task.js';
 import { roundCommand } from './round.js';
 import { privacyCommand } from './privacy.js';
+import { clientCommand } from './client.js';
+import { dataCommand } from './data.js';
 
 /** Every fedmm subcommand, in the order `fedmm --help` lists them. */
 export const commands: Command[] = [
@@ -16,4 +18,6 @@ export const commands: Command[] = [
   taskCommand,
   roundCommand,
   privacyCommand,
+  clientCommand,
+  dataCommand,
 ];
