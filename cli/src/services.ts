@@ -11,6 +11,7 @@ export const serviceModules: Partial<Record<ServiceName, ServiceModule<unknown>>
   privacy: privacyModule,
   valuation: valuationModule,
   aggregator: aggregatorModule,
+  'aggregator-worker': aggregatorWorkerModule,
   gateway: gatewayModule,
 };
 
