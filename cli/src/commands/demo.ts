@@ -2,37 +2,99 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { createLogger } from '@fedmm/core';
 import { startTelemetry } from '@fedmm/telemetry';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
+
+const usage = `fedmm demo [--out DIR] [--rounds N] [--seed S] [--epochs E] [--companies a,b,c] [--keep-running]
+
+Runs a whole federation on this machine and writes DIR/report.json and DIR/report.html:
+generates the city-safety benchmark (reused when present), pretrains the base (cached), trains
+the local-only and centralized baselines, starts the five services in one process on the
+embedded adapters with the gateway on mutual TLS, starts one agent process per company, runs
+the rounds, then evaluates every published version on every company's test set.
+
+  --out DIR          output folder (default out/demo)
+  --rounds N         federated rounds (default 10)
+  --epochs E         local epochs per round (default 2)
+  --seed S           benchmark and training seed (default 7)
+  --companies LIST   comma-separated subset of gridco, homesafe, metroops, smallcity
+  --keep-running     only start the platform, print where it listens and wait for Ctrl-C`;
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run the platform in one process and a federation of company agents against it',
-  usage: `fedmm demo [--out DIR] [--keep-running]
-
-Starts the five services in one process on the embedded adapters, checks each one's gRPC health
-and prints where they listen.`,
+  usage,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: 'out/demo' }, 'keep-running': { type: 'boolean', default: false } } });
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        out: { type: 'string', default: 'out/demo' },
+        rounds: { type: 'string' },
+        epochs: { type: 'string' },
+        seed: { type: 'string' },
+        companies: { type: 'string' },
+        'keep-running': { type: 'boolean', default: false },
+      },
+    });
     const telemetry = startTelemetry({ serviceName: 'fedmm-demo' });
-    const { startPlatform, platformHealth } = await import('../platform.js');
-    const log = createLogger({ component: 'demo' }, 'warn');
-    const out = resolve(values.out);
-    const platform = await startPlatform({ dataDir: `${out}/platform`, log });
-    const health = await platformHealth(platform);
-    process.stdout.write('fedmm platform (embedded adapters, one process):\n');
-    for (const s of platform.services) process.stdout.write(`  ${s.name.padEnd(12)} ${s.address.padEnd(18)} ${health[s.name] ?? 'mTLS'}\n`);
-    const unhealthy = Object.entries(health).filter(([, v]) => v !== 'SERVING');
-    if (unhealthy.length > 0) {
-      process.stderr.write(`unhealthy services: ${unhealthy.map(([k, v]) => `${k}=${v}`).join(', ')}\n`);
-      await platform.stop();
-      return 1;
+    try {
+      if (values['keep-running']) return await keepRunning(resolve(values.out));
+      const { runDemo, demoDefaults } = await import('../demo/run.js');
+      const int = (flag: string, v: string | undefined, fallback: number): number => {
+        if (v === undefined) return fallback;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, not ${JSON.stringify(v)}`);
+        return n;
+      };
+      let companies = demoDefaults.companies;
+      if (values.companies !== undefined) {
+        const wanted = values.companies.split(',').map((s) => s.trim()).filter(Boolean);
+        const unknown = wanted.filter((w) => !companies.some((c) => c.name === w));
+        if (unknown.length > 0 || wanted.length < 2) throw new UsageError(`--companies takes at least two of ${companies.map((c) => c.name).join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
+        companies = companies.filter((c) => wanted.includes(c.name));
+      }
+      const started = Date.now();
+      const { report, files } = await runDemo({
+        ...demoDefaults,
+        out: values.out,
+        rounds: int('rounds', values.rounds, demoDefaults.rounds),
+        localEpochs: int('epochs', values.epochs, demoDefaults.localEpochs),
+        seed: values.seed === undefined ? demoDefaults.seed : int('seed', values.seed, demoDefaults.seed),
+        companies,
+        print: (line) => process.stdout.write(`${line}\n`),
+      });
+      const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;
+      const s = report.summary;
+      const w = Math.max(...report.companies.map((c) => c.name.length));
+      process.stdout.write(`\n${'company'.padEnd(w)}  local-only  federated  personalized  centralized  gain        sent        received    training\n`);
+      for (const c of report.companies) {
+        process.stdout.write(`${c.name.padEnd(w)}  ${pct(c.localOnly.accuracy).padStart(10)}  ${pct(c.federated.accuracy).padStart(9)}  ${pct(c.personalized.accuracy).padStart(12)}  ${pct(c.centralized.accuracy).padStart(11)}  ${`${c.gain >= 0 ? '+' : ''}${(100 * c.gain).toFixed(1)} pts`.padEnd(10)}  ${`${(c.cost.bytesSent / 2 ** 20).toFixed(2)} MiB`.padEnd(10)}  ${`${(c.cost.bytesReceived / 2 ** 20).toFixed(2)} MiB`.padEnd(10)}  ${c.cost.trainingSeconds.toFixed(1)} s\n`);
+      }
+      process.stdout.write(`${'mean'.padEnd(w)}  ${pct(s.meanLocalOnly).padStart(10)}  ${pct(s.meanFederated).padStart(9)}  ${pct(s.meanPersonalized).padStart(12)}  ${pct(s.meanCentralized).padStart(11)}\n\n`);
+      process.stdout.write(`${s.everyCompanyGains ? 'every company gains from joining' : 'NOT every company gains from joining'}; the shared model is ${(100 * s.federatedGapToCentralized).toFixed(1)} points from centralized\n`);
+      process.stdout.write(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s\nreport: ${files.json}\n        ${files.html}\n`);
+      return 0;
+    } finally {
+      await telemetry.shutdown();
     }
-    if (values['keep-running']) {
-      process.stdout.write('running; press Ctrl-C to stop\n');
-      await new Promise<void>((r) => process.once('SIGINT', () => r()));
-    }
-    await platform.stop();
-    await telemetry.shutdown();
-    return 0;
   },
 };
+
+/** The platform alone, for operators who drive it with the other commands. */
+async function keepRunning(out: string): Promise<number> {
+  const { startPlatform, platformHealth } = await import('../platform.js');
+  const log = createLogger({ component: 'demo' }, 'warn');
+  const platform = await startPlatform({ dataDir: `${out}/platform`, log });
+  const health = await platformHealth(platform);
+  process.stdout.write('fedmm platform (embedded adapters, one process):\n');
+  for (const s of platform.services) process.stdout.write(`  ${s.name.padEnd(12)} ${s.address.padEnd(18)} ${health[s.name] ?? 'mTLS'}\n`);
+  const unhealthy = Object.entries(health).filter(([, v]) => v !== 'SERVING');
+  if (unhealthy.length > 0) {
+    process.stderr.write(`unhealthy services: ${unhealthy.map(([k, v]) => `${k}=${v}`).join(', ')}\n`);
+    await platform.stop();
+    return 1;
+  }
+  process.stdout.write('running; press Ctrl-C to stop\n');
+  await new Promise<void>((r) => process.once('SIGINT', () => r()));
+  await platform.stop();
+  return 0;
+}

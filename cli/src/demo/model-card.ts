@@ -1,6 +1,6 @@
 import { FedmmError } from '@fedmm/core';
-import { Tokenizer, type BaseModel, type Sample as ModelSample } from '@fedmm/model';
-import type { Sample as DataSample } from '@fedmm/data';
+import type { BaseModel } from '@fedmm/model';
+import { MAX_TOKENS, toModelSamples } from '@fedmm/agent';
 
 /**
  * What a registered model's `config_json` holds: everything a company agent needs to turn its
@@ -23,8 +23,10 @@ export interface ModelCard {
   readonly pretraining?: Readonly<Record<string, string | number>>;
 }
 
-/** Default token length of a text; the benchmark's reports are 15-40 words. */
-export const DEFAULT_MAX_TOKENS = 48;
+/** Token length of a text: the agent's, so the operator's evaluation encodes texts as the companies do. */
+export const DEFAULT_MAX_TOKENS = MAX_TOKENS;
+
+export { toModelSamples };
 
 /** Builds the model card of a base model. */
 export function modelCardOf(base: BaseModel, classes: readonly string[], lora: { rank: number; alpha: number }, maxTokens = DEFAULT_MAX_TOKENS, pretraining?: Record<string, string | number>): ModelCard {
@@ -54,16 +56,3 @@ export function parseModelCard(json: string, modelId: string): ModelCard {
   return doc as ModelCard;
 }
 
-/** Converts loaded dataset samples to model samples: text becomes token ids of the base's tokenizer. */
-export function toModelSamples(samples: readonly DataSample[], tokenizer: Tokenizer, maxTokens = DEFAULT_MAX_TOKENS): ModelSample[] {
-  return samples.map((s) => {
-    const tokens = s.text !== undefined ? tokenizer.encode(s.text, maxTokens) : undefined;
-    const hasTokens = tokens !== undefined && tokens.some((t) => t !== 0);
-    return {
-      label: s.label,
-      ...(s.image ? { image: s.image } : {}),
-      ...(hasTokens ? { tokens } : {}),
-      ...(s.sensor ? { sensor: s.sensor } : {}),
-    };
-  });
-}
