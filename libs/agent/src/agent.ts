@@ -134,7 +134,7 @@ export class Agent {
       this.#termsSent.add(key);
       return;
     }
-    await this.connection.acceptTerms(task, this.config.tenant, signal);
+    await this.connection.acceptTerms(task, signal);
     this.#termsSent.add(key);
     this.#log.info('accepted the task terms', { task: task.taskId, termsDigest: task.termsDigest });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes, generateKeyPairSync } from 'node:crypto';
+import { randomBytes, generateKeyPairSync, verify } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
 import { createLogger } from '@fedmm/core';
 import { sha256Hex } from '@fedmm/tensor';
@@ -127,13 +127,16 @@ test('the subscription reconnects after the stream breaks and announces each con
   assert.equal((await it.next()).done, true);
 });
 
-test('a terms signature verifies with the tenant key and not for another task or digest', () => {
+test('a terms signature verifies with the tenant key over the digest text, and not for another digest or key', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const claim = { taskId: 'demo', tenant: 'gridco', termsDigest: 'a'.repeat(64) };
-  const sig = signTermsDigest(claim, privateKey);
-  assert.ok(verifyTermsDigest(claim, sig, publicKey));
-  assert.ok(!verifyTermsDigest({ ...claim, taskId: 'other' }, sig, publicKey));
-  assert.ok(!verifyTermsDigest({ ...claim, termsDigest: 'b'.repeat(64) }, sig, publicKey));
+  const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const digest = 'a'.repeat(64);
+  const sig = signTermsDigest(digest, privateKey);
+  assert.ok(verifyTermsDigest(digest, sig, publicKey));
+  // The gateway's check: ECDSA-SHA256 over the digest's UTF-8 text.
+  assert.ok(verify('sha256', Buffer.from(digest, 'utf8'), publicKey, sig));
+  assert.ok(!verifyTermsDigest('b'.repeat(64), sig, publicKey));
+  assert.ok(!verifyTermsDigest(digest, sig, other.publicKey));
 });
 
 async function waitUntil(fn: () => boolean): Promise<void> {

@@ -116,10 +116,10 @@ export class GatewayConnection {
   }
 
   /** Signs the task's terms digest with the client key and records the acceptance. */
-  async acceptTerms(task: tpb.Task, tenant: string, signal?: AbortSignal): Promise<void> {
+  async acceptTerms(task: tpb.Task, signal?: AbortSignal): Promise<void> {
     if (!task.termsDigest) return;
     if (!this.#keyPem) throw new FedmmError('FAILED_PRECONDITION', 'accepting terms needs the client key; connect with TLS material');
-    const signature = signTermsDigest({ taskId: task.taskId, tenant, termsDigest: task.termsDigest }, this.#keyPem);
+    const signature = signTermsDigest(task.termsDigest, this.#keyPem);
     await this.#retry(`AcceptTerms ${task.taskId}`, () => this.#client.acceptTerms({ taskId: task.taskId, termsDigest: task.termsDigest, signature }, { deadlineMs: this.#callTimeoutMs }), signal);
   }
 
