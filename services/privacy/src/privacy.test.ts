@@ -116,8 +116,8 @@ describe('privacy service over gRPC on Redis', () => {
     for (const r of [1, 2]) await client.commit((await client.reserve({ taskId: task, round: r, attempt: 0, events: [round(a)] })).reservationId);
     const err = await client.reserve({ taskId: task, round: 3, attempt: 0, events: [round(a)] }).then(() => undefined, (e: unknown) => e as Error & { code: string });
     assert.equal(err?.code, 'RESOURCE_EXHAUSTED');
-    assert.match(err!.message, new RegExp(`round 3 .*task ${task} would bring tenant ${a} to epsilon ${Number(epsOfRounds(3).toPrecision(6))}`));
-    assert.match(err!.message, new RegExp(`above its budget of ${Number(budget.toPrecision(6))}`));
+    assert.match(err.message, new RegExp(`round 3 .*task ${task} would bring tenant ${a} to epsilon ${Number(epsOfRounds(3).toPrecision(6))}`));
+    assert.match(err.message, new RegExp(`above its budget of ${Number(budget.toPrecision(6))}`));
     assert.equal((await rpc.getBudget({ scope: 'tenant', id: a })).budget!.reservedEpsilon, 0, 'a refused reservation holds nothing');
     assert.equal((await rpc.getLedger({ taskId: task, tenant: '' })).entries.length, 4, 'and leaves no ledger entry');
   });
@@ -132,6 +132,21 @@ describe('privacy service over gRPC on Redis', () => {
     await setBudget('tenant', a, budgetFor(2));
     await client.reserve({ taskId: t2, round: 1, attempt: 0, events: [round(a)] });
     await assert.rejects(client.reserve({ taskId: t2, round: 2, attempt: 0, events: [round(a)] }), { code: 'RESOURCE_EXHAUSTED', message: new RegExp(`tenant ${a}`) });
+  });
+
+  test('a budget is enforced with its own accountant: PLD admits rounds that RDP would refuse', async () => {
+    const [task, a, b] = [uid('task'), uid('a'), uid('b')];
+    const ev = { samplingRate: 0.5, noiseMultiplier: 2 };
+    const pld = (n: number): number => composedEpsilon([{ ...ev, steps: n }], delta, 'pld');
+    const budget = (pld(2) + pld(3)) / 2;
+    assert.ok(composedEpsilon([{ ...ev, steps: 2 }], delta, 'rdp') > budget, 'RDP alone would refuse the second round');
+    await setBudget('task', task, budget, 'pld');
+    // Client-level DP: both companies get the same event each round.
+    for (const r of [1, 2]) await client.reserve({ taskId: task, round: r, attempt: 0, events: [round(a, ev), round(b, ev)] });
+    await assert.rejects(client.reserve({ taskId: task, round: 3, attempt: 0, events: [round(a, ev), round(b, ev)] }), { code: 'RESOURCE_EXHAUSTED', message: /\(pld\)/ });
+    const view = (await rpc.getBudget({ scope: 'task', id: task })).budget!;
+    assert.equal(view.accountant, 'pld');
+    assert.ok(Math.abs(view.reservedEpsilon - pld(2)) < 1e-9);
   });
 
   test('commit may report less than reserved, never more; unknown and released reservations are refused clearly', async () => {

@@ -33,14 +33,26 @@ export function mergeMechanisms(events: readonly Mechanism[]): Mechanism[] {
   return [...byKey.values()];
 }
 
+// PLD epsilons by (delta, merged events). A PLD composition takes about a second, and under
+// client-level DP every tenant of a task has the same events, so one check repeats the same one.
+const pldCache = new Map<string, number>();
+const PLD_CACHE_LIMIT = 1024;
+
 /** Epsilon at delta of the composition of all events (Poisson-subsampled Gaussian, add/remove adjacency). */
 export function composedEpsilon(events: readonly Mechanism[], delta: number, accountant: AccountantKind): number {
   const merged = mergeMechanisms(events);
   if (merged.length === 0) return 0;
   if (accountant === 'pld') {
+    merged.sort((a, b) => a.samplingRate - b.samplingRate || a.noiseMultiplier - b.noiseMultiplier);
+    const key = `${delta}|${merged.map((e) => `${e.samplingRate},${e.noiseMultiplier},${e.steps}`).join(';')}`;
+    const hit = pldCache.get(key);
+    if (hit !== undefined) return hit;
     const acc = new PldAccountant();
     for (const e of merged) acc.compose(e);
-    return acc.getEpsilonForDelta(delta);
+    const eps = acc.getEpsilonForDelta(delta);
+    if (pldCache.size >= PLD_CACHE_LIMIT) pldCache.clear();
+    pldCache.set(key, eps);
+    return eps;
   }
   const rdp = new Float64Array(DEFAULT_RDP_ORDERS.length);
   for (const e of merged) {
