@@ -88,7 +88,7 @@ function sameUpload(a: UploadHeaderInfo, b: UploadHeaderInfo): boolean {
 /** Races an iterator's next() against an abort, so a stalled transport cannot pin a session. */
 async function* abortable<T>(it: AsyncIterator<T>, signal: AbortSignal): AsyncGenerator<T> {
   const aborted = new Promise<never>((_, reject) => {
-    const fail = (): void => reject(signal.reason instanceof Error ? signal.reason : new FedmmError('ABORTED', 'the upload stream was cancelled'));
+    const fail = (): void => reject(isFedmmError(signal.reason) ? signal.reason : new FedmmError('ABORTED', 'the client cancelled the upload stream; resume it from GetUploadStatus'));
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
@@ -218,6 +218,8 @@ export class Uploads {
         throw existing.rejection!;
       }
       existing.lastActivity = this.#now();
+      // The client lost the answer to a finished upload: give it again, change nothing.
+      if (existing.state === 'complete') return existing.result();
       return existing;
     }
     const accepted = await getJson<AcceptedRecord>(this.store, this.#acceptedKey(header.taskId, header.round, policy.roundAttempt, tenant));
