@@ -5,7 +5,10 @@ import { createLogger } from '@fedmm/core';
 import { epsilonFor, planNoise } from '@fedmm/dp';
 import { privacy as pb } from '@fedmm/proto';
 import { createRpcClient, hostService, type HostedService, type RpcClient } from '@fedmm/service-kit';
-import { RedisStore } from '@fedmm/store';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RedisStore, SqliteStore, type Store } from '@fedmm/store';
 import { composedEpsilon } from './domain/accounting.js';
 import { privacyModule } from './main.js';
 import { PrivacyClient } from './client.js';
@@ -22,14 +25,22 @@ const epsOfRounds = (n: number, ev: Partial<pb.MechanismEvent> = {}): number => 
 /** A budget that fits exactly n rounds of `round()` and not n + 1. */
 const budgetFor = (n: number): number => (epsOfRounds(n) + epsOfRounds(n + 1)) / 2;
 
-describe('privacy service over gRPC on Redis', () => {
-  let store: RedisStore;
+// One suite for each store the service runs on: Redis in production, SQLite in the embedded platform.
+const sqliteDir = mkdtempSync(join(tmpdir(), 'fedmm-privacy-'));
+const stores: [string, () => Store][] = [
+  ['Redis', () => new RedisStore(redisUrl)],
+  ['SQLite', () => new SqliteStore(join(sqliteDir, 'privacy.db'))],
+];
+after(() => rmSync(sqliteDir, { recursive: true, force: true }));
+
+for (const [storeName, openStore] of stores) describe(`privacy service over gRPC on ${storeName}`, () => {
+  let store: Store;
   let hosted: HostedService;
   let rpc: RpcClient<typeof pb.PrivacyServiceService>;
   let client: PrivacyClient;
 
   before(async () => {
-    store = new RedisStore(redisUrl);
+    store = openStore();
     hosted = await hostService(privacyModule, env(), { store, log });
     rpc = createRpcClient(pb.PrivacyServiceService, hosted.address);
     client = new PrivacyClient(hosted.address);
@@ -194,7 +205,7 @@ describe('privacy service over gRPC on Redis', () => {
   });
 
   test('many concurrent reservations on two replicas and two tasks never overspend a tenant budget', async () => {
-    const secondStore = new RedisStore(redisUrl);
+    const secondStore = openStore();
     const second = await hostService(privacyModule, env(), { store: secondStore, log });
     const clients = [client, new PrivacyClient(second.address)];
     try {
