@@ -233,7 +233,7 @@ export class Agent {
   }
 
   async #upload(entry: RoundEntry, saved: { meta: SavedUpdate; payload: UpdatePayload }, resume: boolean, signal: AbortSignal | undefined, log: Logger): Promise<RoundOutcome> {
-    const { task, round, attempt } = entry;
+    const { task, round } = entry;
     const uploadId = saved.meta.uploadId;
     const finish = (status: 'done' | 'missed' | 'failed', reason?: string): void => {
       this.state.set({ ...entry, status, ...(reason ? { reason } : {}) });

@@ -86,7 +86,7 @@ export class FakeGateway {
         const fail = (e: Error): void => {
           if (done) return;
           done = true;
-          cb(e as never);
+          cb(e);
         };
         call.on('data', (m: gpb.UploadUpdateRequest) => {
           if (done) return;
