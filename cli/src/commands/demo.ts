@@ -5,6 +5,7 @@ import { startTelemetry } from '@fedmm/telemetry';
 import { UsageError, type Command } from '../command.js';
 
 const usage = `fedmm demo [--out DIR] [--rounds N] [--seed S] [--epochs E] [--companies a,b,c] [--keep-running]
+           [--train-size N] [--test-size N] [--public-size N] [--pretrain-epochs N] [--personal-epochs N]
 
 Runs a whole federation on this machine and writes DIR/report.json and DIR/report.html:
 generates the city-safety benchmark (reused when present), pretrains the base (cached), trains
@@ -17,6 +18,10 @@ the rounds, then evaluates every published version on every company's test set.
   --epochs E         local epochs per round (default 2)
   --seed S           benchmark and training seed (default 7)
   --companies LIST   comma-separated subset of gridco, homesafe, metroops, smallcity
+  --train-size N, --test-size N, --public-size N
+                     shrink the benchmark (every company's splits, the public split) for a quick run
+  --pretrain-epochs N, --personal-epochs N
+                     epochs of base pretraining (default 12) and of the private adapter (default 6)
   --keep-running     only start the platform, print where it listens and wait for Ctrl-C`;
 
 export const demoCommand: Command = {
@@ -32,6 +37,11 @@ export const demoCommand: Command = {
         epochs: { type: 'string' },
         seed: { type: 'string' },
         companies: { type: 'string' },
+        'train-size': { type: 'string' },
+        'test-size': { type: 'string' },
+        'public-size': { type: 'string' },
+        'pretrain-epochs': { type: 'string' },
+        'personal-epochs': { type: 'string' },
         'keep-running': { type: 'boolean', default: false },
       },
     });
@@ -52,6 +62,13 @@ export const demoCommand: Command = {
         if (unknown.length > 0 || wanted.length < 2) throw new UsageError(`--companies takes at least two of ${companies.map((c) => c.name).join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
         companies = companies.filter((c) => wanted.includes(c.name));
       }
+      const trainSize = values['train-size'] === undefined ? undefined : int('train-size', values['train-size'], 1);
+      const testSize = values['test-size'] === undefined ? undefined : int('test-size', values['test-size'], 1);
+      if (trainSize !== undefined || testSize !== undefined) {
+        // Faults are sized for the full split; a shrunken one keeps the label noise share only.
+        companies = companies.map((c) => ({ ...c, trainSize: trainSize ?? c.trainSize, testSize: testSize ?? c.testSize, ...(c.faults ? { faults: { labelNoise: c.faults.labelNoise ?? 0 } } : {}) }));
+      }
+      const publicSize = values['public-size'] === undefined ? undefined : int('public-size', values['public-size'], 1);
       const started = Date.now();
       const { report, files } = await runDemo({
         ...demoDefaults,
@@ -60,6 +77,9 @@ export const demoCommand: Command = {
         localEpochs: int('epochs', values.epochs, demoDefaults.localEpochs),
         seed: values.seed === undefined ? demoDefaults.seed : int('seed', values.seed, demoDefaults.seed),
         companies,
+        ...(publicSize !== undefined ? { publicSize } : {}),
+        pretrainEpochs: int('pretrain-epochs', values['pretrain-epochs'], demoDefaults.pretrainEpochs),
+        personalEpochs: int('personal-epochs', values['personal-epochs'], demoDefaults.personalEpochs),
         print: (line) => process.stdout.write(`${line}\n`),
       });
       const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;

@@ -53,14 +53,15 @@ function roundChart(r: DemoReport, c: CompanyReport, color: string): string {
   for (let i = 0; i <= maxX; i += step) grid.push(`<text x="${x(i)}" y="${H - B + 16}" class="tick" text-anchor="middle">${i}</text>`);
   const line = series.filter((s) => Number.isFinite(s[1])).map((s, i) => `${i === 0 ? 'M' : 'L'}${x(s[0]).toFixed(1)},${y(s[1]).toFixed(1)}`).join(' ');
   const dots = series.filter((s) => Number.isFinite(s[1])).map((s) => `<circle cx="${x(s[0]).toFixed(1)}" cy="${y(s[1]).toFixed(1)}" r="2.6" fill="${color}"><title>round ${s[0]}: ${pct(s[1])}</title></circle>`).join('');
-  const ref = (v: number, cls: string, label: string): string =>
-    `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" class="${cls}"/><text x="${W - R - 2}" y="${y(v) - 4}" class="reflabel" text-anchor="end">${label} ${pct(v)}</text>`;
+  // Local-only is labelled on the left and centralized on the right, so equal levels stay readable.
+  const ref = (v: number, cls: string, label: string, left: boolean): string =>
+    `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" class="${cls}"/><text x="${left ? L + 4 : W - R - 2}" y="${y(v) - 4}" class="reflabel" text-anchor="${left ? 'start' : 'end'}">${label} ${pct(v)}</text>`;
   const pers = `<rect x="${x(maxX) - 4}" y="${y(c.personalized.accuracy) - 4}" width="8" height="8" fill="#059669" transform="rotate(45 ${x(maxX)} ${y(c.personalized.accuracy)})"><title>personalized ${pct(c.personalized.accuracy)}</title></rect>`;
   return `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(c.name)} accuracy per round">
 <text x="${L}" y="16" class="ctitle">${esc(c.name)}</text>
 ${grid.join('')}
-${ref(c.localOnly.accuracy, 'ref-local', 'local only')}
-${ref(c.centralized.accuracy, 'ref-central', 'centralized')}
+${ref(c.localOnly.accuracy, 'ref-local', 'local only', true)}
+${ref(c.centralized.accuracy, 'ref-central', 'centralized', false)}
 <path d="${line}" fill="none" stroke="${color}" stroke-width="2.2"/>${dots}${pers}
 <text x="${(L + W - R) / 2}" y="${H - 2}" class="tick" text-anchor="middle">round</text>
 </svg>`;
@@ -192,7 +193,7 @@ ${bytesChart}
 ${privacy}
 ${contributions}
 <h2>Rounds</h2>
-<table><thead><tr><th>round</th><th>duration</th><th>received</th><th>dropped</th><th>mean accuracy</th><th>up</th><th>down</th><th>published version</th></tr></thead><tbody>${roundRows}</tbody></table>
+<table><thead><tr><th>round</th><th>duration</th><th>received</th><th>dropped</th><th>mean accuracy</th><th>updates up</th><th>adapters down</th><th>published version</th></tr></thead><tbody>${roundRows}</tbody></table>
 <h2>Run</h2>
 <p class="muted">Model ${esc(r.model.modelId)}: base ${esc(r.model.baseVersionId)} (public-split accuracy ${pct(r.model.publicAccuracy)}), task ${esc(r.taskId)}. Timings: ${Object.entries(r.timings).map(([k, v]) => `${esc(k)} ${v.toFixed(1)} s`).join(', ')}.</p>
 </main></body></html>
