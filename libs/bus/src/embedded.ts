@@ -150,7 +150,7 @@ export class EmbeddedBus implements Bus {
         const start = committed ?? (m.opts.fromBeginning === false ? this.topic(tp.topic).partitions[tp.partition]!.length : 0);
         m.positions.set(pkey(tp.topic, tp.partition), start);
       }
-      if (m.assigned.length > 0) await m.opts.onAssign?.(m.assigned);
+      if (m.assigned.length > 0) await m.opts.onAssign?.(m.assigned, m.consumer);
     }
     this.wake.emit('data');
   }
@@ -214,6 +214,12 @@ class EmbeddedConsumer implements Consumer {
   }
   assignment(): { topic: string; partition: number }[] {
     return [...this.member.assigned];
+  }
+  seek(topic: string, partition: number, offset: string): void {
+    if (!this.member.assigned.some((a) => a.topic === topic && a.partition === partition)) {
+      throw new FedmmError('FAILED_PRECONDITION', `partition ${topic}#${partition} is not assigned to this member`);
+    }
+    this.member.positions.set(`${topic}#${partition}`, Number(offset));
   }
   async stop(): Promise<void> {
     await this.bus.leave(this.group, this.member);

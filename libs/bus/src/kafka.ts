@@ -154,7 +154,7 @@ export class KafkaBus implements Bus {
       handle.assigned = assigned;
       void (async () => {
         if (previous.length > 0) await opts.onRevoke?.(previous);
-        if (assigned.length > 0) await opts.onAssign?.(assigned);
+        if (assigned.length > 0) await opts.onAssign?.(assigned, handle);
       })().catch((err: unknown) => this.log.error('partition assignment hook failed', { err }));
     });
     consumer.on(consumer.events.CRASH, (e) => this.log.warn('consumer crashed', { group: opts.group, error: e.payload.error.message, restart: e.payload.restart }));
@@ -216,6 +216,9 @@ class KafkaConsumerHandle implements Consumer {
   }
   assignment(): { topic: string; partition: number }[] {
     return [...this.assigned];
+  }
+  seek(topic: string, partition: number, offset: string): void {
+    this.consumer.seek({ topic, partition, offset });
   }
   async stop(): Promise<void> {
     if (this.stopped) return;

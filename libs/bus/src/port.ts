@@ -40,7 +40,7 @@ export interface SubscribeOptions {
   /** Called once per message, in offset order within a partition. A throw stops the consumer. */
   handler: (msg: BusMessage, consumer: Consumer) => Promise<void>;
   /** Called when the group gives this member partitions, and when it takes them away. */
-  onAssign?: (partitions: { topic: string; partition: number }[]) => void | Promise<void>;
+  onAssign?: (partitions: { topic: string; partition: number }[], consumer: Consumer) => void | Promise<void>;
   onRevoke?: (partitions: { topic: string; partition: number }[]) => void | Promise<void>;
 }
 
@@ -52,6 +52,8 @@ export interface Consumer {
   commitMessage(msg: BusMessage): Promise<void>;
   /** Partitions this member owns now. */
   assignment(): { topic: string; partition: number }[];
+  /** Moves this member's read position in a partition it owns (the next message delivered is at offset). */
+  seek(topic: string, partition: number, offset: string): void;
   /** Leaves the group; uncommitted messages go to the next owner. */
   stop(): Promise<void>;
 }

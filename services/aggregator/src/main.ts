@@ -1,4 +1,4 @@
-import type { ServiceModule } from '@fedmm/service-kit';
+import { startLagProbe, type ServiceModule } from '@fedmm/service-kit';
 import { Topics } from '@fedmm/bus';
 import { readAggregatorConfig, type AggregatorConfig } from './config.js';
 import { Coordinator } from './domain/coordinator.js';
@@ -57,9 +57,11 @@ export const aggregatorModule: ServiceModule<AggregatorConfig> = {
       workers.push(w);
     }
     coordinator.start();
+    const lag = workers.length > 0 ? startLagProbe({ bus: ctx.bus, group: ctx.config.workerGroup, topics: [Topics.updates], log: ctx.log }) : undefined;
     return {
       bindings: [aggregatorBinding(coordinator, ctx.log)],
       async stop() {
+        await lag?.stop();
         await coordinator.stop();
         for (const w of workers) await w.stop();
         registry.close();
@@ -77,9 +79,11 @@ export const aggregatorWorkerModule: ServiceModule<AggregatorConfig> = {
     const registry = new GrpcRegistryPort(ctx.base.peers.registry, ctx.peerCredentials);
     const worker = new AggregationWorker({ bus: ctx.bus, store: ctx.store, registry, log: ctx.log.child({ role: 'worker' }), tickMs: ctx.config.tickMs, group: ctx.config.workerGroup });
     await worker.start();
+    const lag = startLagProbe({ bus: ctx.bus, group: ctx.config.workerGroup, topics: [Topics.updates], log: ctx.log });
     return {
       bindings: [],
       async stop() {
+        await lag.stop();
         await worker.stop();
         registry.close();
       },

@@ -67,6 +67,7 @@ describe('rounds end to end on real Kafka and Redis', { timeout: 240_000 }, () =
   before(async () => {
     bus = new KafkaBus({ brokers: kafkaBrokers, clientId: 'rounds-test', sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 });
     store = new RedisStore(`redis://127.0.0.1:6379/${redisDb}`);
+    for (const e of await store.list('fedmm:')) await store.delete(e.key);
     registry = await hostService(registryModule, env(), { bus, store });
     agg = await hostService(aggregatorModule, env({ FEDMM_REGISTRY_ADDR: registry.address }), { bus, store });
     client = createRpcClient(apb.AggregatorServiceService, agg.address);

@@ -253,7 +253,7 @@ export class Coordinator {
       }
       const next: RoundRecord = { ...r, state: 'collecting', received: [...r.received, u] };
       await this.fencedPut(roundKey(taskId, n), next);
-      fedmmMetrics().updatesReceived.add(1, { 'fedmm.task': taskId });
+      fedmmMetrics().updatesReceived.add(1, { task: taskId });
       await this.d.audit.append(taskId, 'update.received', { round: n, attempt: r.attempt, tenant: u.tenant, sha256: u.sha256, numExamples: u.numExamples, bytes: u.bytes }, 'gateway');
       return next.received.length === next.selected.length;
     });
@@ -304,7 +304,7 @@ export class Coordinator {
     if (!willRetry) await this.fencedPut(taskKey(r.taskId), { ...task, state: retry ? 'failed' : task.state === 'running' ? 'running' : task.state });
     await this.publishEvent(r.taskId, r.number, { $case: 'failed', value: { reason, willRetry } });
     await this.d.audit.append(r.taskId, 'round.failed', { round: r.number, attempt: r.attempt, reason, willRetry }, 'coordinator');
-    fedmmMetrics().roundDuration.record((Date.now() - r.openedAt) / 1000, { 'fedmm.task': r.taskId, state: 'failed' });
+    fedmmMetrics().roundDuration.record((Date.now() - r.openedAt) / 1000, { task: r.taskId, state: 'failed' });
     this.d.log.warn('round failed', { task: r.taskId, round: r.number, attempt: r.attempt, reason, willRetry });
     this.observeStates();
     if (willRetry) setImmediate(() => void this.startRound(r.taskId, failed).catch((e: unknown) => this.d.log.error('retrying the round failed', { err: e })));
@@ -373,7 +373,7 @@ export class Coordinator {
       await this.d.audit.append(task.taskId, 'aggregation.result', { round: r.number, attempt: r.attempt, shards: r.numShards, contributors: published.received.map((u) => u.tenant) }, 'aggregator');
       await this.d.audit.append(task.taskId, 'version.published', { round: r.number, versionId: version.versionId }, 'registry');
       await this.publishEvent(task.taskId, r.number, { $case: 'published', value: { versionId: version.versionId, metrics: {} } });
-      fedmmMetrics().roundDuration.record((now - r.openedAt) / 1000, { 'fedmm.task': task.taskId, state: 'published' });
+      fedmmMetrics().roundDuration.record((now - r.openedAt) / 1000, { task: task.taskId, state: 'published' });
       this.d.log.info('round published', { task: task.taskId, round: r.number, version: version.versionId, seconds: (now - r.openedAt) / 1000 });
       this.observeStates();
       void this.d.valuation.scoreRound(task.taskId, r.number).catch((e: unknown) => this.d.log.warn('valuation of the round failed', { err: e }));

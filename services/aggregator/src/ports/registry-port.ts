@@ -48,6 +48,7 @@ export function versionInfoOf(v: rpb.ModelVersion): VersionInfo {
 export class GrpcRegistryPort implements RegistryPort {
   private readonly client: RpcClient<typeof rpb.RegistryServiceService>;
   private readonly cache = new Map<string, Map<string, Float32Array>>();
+  private readonly metadataCache = new Map<string, Record<string, string>>();
   constructor(address: string, creds?: ChannelCredentials) {
     this.client = createRpcClient(rpb.RegistryServiceService, address, creds);
   }
@@ -82,6 +83,7 @@ export class GrpcRegistryPort implements RegistryPort {
     const bytes = Buffer.concat(parts);
     if (bytes.byteLength !== expected) throw new FedmmError('DATA_LOSS', `downloaded ${bytes.byteLength} of ${expected} bytes of ${versionId}`);
     const parsed = parseSafetensors(bytes);
+    this.metadataCache.set(versionId, { ...(parsed.header.metadata ?? {}) });
     const out = new Map<string, Float32Array>();
     for (const [name, t] of parsed.tensors) out.set(name, Float32Array.from(toFloat32(t)));
     if (this.cache.size > 8) this.cache.delete(this.cache.keys().next().value!);
@@ -91,7 +93,10 @@ export class GrpcRegistryPort implements RegistryPort {
 
   async publishVersion(v: NewAdapterVersion): Promise<VersionInfo> {
     const tensors = new Map<string, Tensor>();
-    const metadata: Record<string, string> = { 'fedmm.task': v.lineage.taskId, 'fedmm.round': String(v.lineage.round) };
+    // Settings of the adapters (LoRA rank and alpha, tokenizer ...) carry forward from the parent.
+    if (!this.metadataCache.has(v.parentVersionId)) await this.readTensors(v.parentVersionId);
+    const inherited = Object.fromEntries(Object.entries(this.metadataCache.get(v.parentVersionId) ?? {}).filter(([k]) => !/^fedmm\.(task|round|modality\.|scale\.)/.test(k)));
+    const metadata: Record<string, string> = { ...inherited, 'fedmm.task': v.lineage.taskId, 'fedmm.round': String(v.lineage.round) };
     for (const [name, t] of v.tensors) {
       tensors.set(name, makeTensor('F32', t.shape, t.data));
       if (t.modality) metadata[`fedmm.modality.${name}`] = t.modality;

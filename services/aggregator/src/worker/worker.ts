@@ -76,20 +76,21 @@ export class AggregationWorker {
       topics: [Topics.updates],
       fromBeginning: true,
       handler: (msg) => this.onRecord(msg),
-      onAssign: async (parts) => {
+      onAssign: async (parts, consumer) => {
+        // Any change of ownership starts this worker over from the committed offsets of every
+        // partition it now owns: what it folded before may be replayed, and must not count twice.
+        this.resetState();
         const committed = await this.d.bus.committedOffsets(this.group, Topics.updates).catch(() => []);
         for (const p of parts) {
           const c = committed.find((o) => o.partition === p.partition);
           const start = c && BigInt(c.offset) >= 0n ? BigInt(c.offset) : 0n;
-          const cur = this.positions.get(p.partition);
-          if (cur === undefined || cur < start) this.positions.set(p.partition, start);
+          this.positions.set(p.partition, start);
+          consumer.seek(Topics.updates, p.partition, start.toString());
         }
         this.d.log.info('worker owns partitions', { worker: this.id, partitions: parts.map((p) => p.partition) });
       },
-      onRevoke: async (parts) => {
-        // The next owner replays these partitions; forget everything derived from them.
-        for (const p of parts) this.positions.delete(p.partition);
-        await this.forgetRevoked(parts.map((p) => p.partition));
+      onRevoke: async () => {
+        this.resetState();
       },
     });
     const loop = async (): Promise<void> => {
@@ -115,15 +116,11 @@ export class AggregationWorker {
     await this.consumer?.stop();
   }
 
-  private async forgetRevoked(partitions: number[]): Promise<void> {
-    const lost = new Set(partitions);
-    for (const st of this.rounds.values()) {
-      for (const shard of [...st.accumulators.keys()]) {
-        if (lost.has(await this.d.bus.partitionFor(Topics.updates, shardKey(st.round.number, shard)))) st.accumulators.delete(shard);
-      }
-    }
+  private resetState(): void {
+    this.positions.clear();
     this.pending.clear();
     this.applied.clear();
+    this.rounds.clear();
   }
 
   private async onRecord(msg: BusMessage): Promise<void> {
