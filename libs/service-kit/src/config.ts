@@ -17,6 +17,8 @@ export interface BaseConfig {
   service: ServiceName;
   host: string;
   grpcPort: number;
+  /** Plaintext port serving only grpc.health.v1 (for kubelet probes of an mTLS server); unset: none. */
+  healthPort?: number;
   bus: { kind: 'kafka' | 'embedded'; brokers: string[]; ssl: boolean; sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } };
   store: { kind: 'redis' | 'sqlite'; redisUrl: string; redisPassword?: string; sqlitePath: string };
   dataDir: string;
@@ -39,10 +41,12 @@ export function readBaseConfig(read: EnvReader, service: ServiceName): BaseConfi
   const mechanism = read.optionalString('FEDMM_KAFKA_SASL_MECHANISM');
   const saslMech = mechanism ? read.oneOf('FEDMM_KAFKA_SASL_MECHANISM', ['plain', 'scram-sha-256', 'scram-sha-512'] as const, 'plain') : undefined;
   const redisPassword = read.optionalString('FEDMM_REDIS_PASSWORD');
+  const healthPort = read.optionalString('FEDMM_HEALTH_PORT') === undefined ? undefined : read.int('FEDMM_HEALTH_PORT', 0, { min: 0, max: 65535 });
   const cfg: BaseConfig = {
     service,
     host: read.string('FEDMM_GRPC_HOST', '0.0.0.0'),
     grpcPort: read.int('FEDMM_GRPC_PORT', DefaultPorts[service], { min: 0, max: 65535 }),
+    ...(healthPort === undefined ? {} : { healthPort }),
     bus: {
       kind: read.oneOf('FEDMM_BUS', ['kafka', 'embedded'] as const, 'kafka'),
       brokers: read.list('FEDMM_KAFKA_BROKERS', ['127.0.0.1:9092']),

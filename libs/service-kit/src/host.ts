@@ -5,7 +5,7 @@ import type { Bus } from '@fedmm/bus';
 import type { Store } from '@fedmm/store';
 import { readBaseConfig, type BaseConfig, type ServiceName } from './config.js';
 import { createBus, createStore } from './adapters.js';
-import { startGrpcServer, type RunningServer, type ServiceBinding } from './server.js';
+import { startGrpcServer, startHealthServer, type RunningHealthServer, type RunningServer, type ServiceBinding } from './server.js';
 
 /** What a service gets from its host: configuration, logs and the two ports. */
 export interface ServiceContext<C> {
@@ -38,6 +38,8 @@ export interface HostedService<C = unknown> {
   address: string;
   port: number;
   server: RunningServer;
+  /** The plaintext health-only server, when FEDMM_HEALTH_PORT is set. */
+  healthServer?: RunningHealthServer;
   ctx: ServiceContext<C>;
   stop(): Promise<void>;
 }
@@ -72,17 +74,30 @@ export async function hostService<C>(
     throw new FedmmError('INVALID_ARGUMENT', `${module.name} serves clients with mutual TLS: set FEDMM_TLS_CERT, FEDMM_TLS_KEY and FEDMM_TLS_CA (fedmm pki init creates a development set)`);
   }
   const server = await startGrpcServer({ name: module.name, host: base.host, port: base.grpcPort, credentials: creds, services: started.bindings, log, maxReceiveMessageBytes: 4 * 1024 * 1024 });
+  let healthServer: RunningHealthServer | undefined;
+  if (base.healthPort !== undefined) {
+    try {
+      healthServer = await startHealthServer({ name: module.name, host: base.host, port: base.healthPort, log, mirror: server });
+    } catch (e) {
+      await server.shutdown(0);
+      await started.stop();
+      throw e;
+    }
+  }
   let stopped = false;
   return {
     name: module.name,
     address: server.address,
     port: server.port,
     server,
+    ...(healthServer ? { healthServer } : {}),
     ctx,
     async stop() {
       if (stopped) return;
       stopped = true;
+      // The main server reports NOT_SERVING from here on, and so does the health port until it closes.
       await server.shutdown(base.shutdownGraceMs);
+      await healthServer?.shutdown();
       await started.stop();
       if (!shared.bus) await bus.close();
       if (!shared.store) await store.close();

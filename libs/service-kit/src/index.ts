@@ -7,3 +7,4 @@ export * from './adapters.js';
 export * from './health.js';
 export * from './lifecycle.js';
 export * from './host.js';
+export * from './lag-probe.js';

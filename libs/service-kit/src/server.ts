@@ -1,6 +1,7 @@
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type MethodDefinition, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { health as healthProto } from '@fedmm/proto';
 import { FedmmError, type Logger } from '@fedmm/core';
+import { Attr, fedmmMetrics } from '@fedmm/telemetry';
 import { unary } from './handlers.js';
 
 const { HealthService, HealthCheckResponse_ServingStatus: ServingStatus } = healthProto;
@@ -29,6 +30,8 @@ export interface RunningServer {
   readonly port: number;
   readonly address: string;
   setServing(serving: boolean): void;
+  /** The grpc.health.v1 status of a service of this server ('' = the server); throws NOT_FOUND for others. */
+  servingStatus(service: string): number;
   /** Stops accepting calls, lets in-flight calls finish for up to graceMs, then closes the rest. */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -52,8 +55,62 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningS
     }
     return serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
   };
-  server.addService(HealthService, {
-    check: unary('grpc.health.v1.Health/Check', opts.log, async (req: healthProto.HealthCheckRequest) => ({ status: statusFor(req.service) })),
+  server.addService(HealthService, healthImplementation(statusFor, opts.log));
+  for (const s of opts.services) server.addService(countingBytes(s.definition, opts.name), s.implementation);
+  const port = await bind(server, opts.host, opts.port, opts.credentials ?? ServerCredentials.createInsecure(), opts.name, 'FEDMM_GRPC_PORT');
+  opts.log.info('gRPC server listening', { service: opts.name, address: `${opts.host}:${port}` });
+  return {
+    port,
+    address: `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+    setServing(v) {
+      serving = v;
+    },
+    servingStatus: statusFor,
+    async shutdown(graceMs = 10_000) {
+      serving = false;
+      await drain(server, graceMs, opts.name, opts.log);
+      opts.log.info('gRPC server stopped', { service: opts.name });
+    },
+  };
+}
+
+export interface HealthServerOptions {
+  name: string;
+  host: string;
+  port: number;
+  log: Logger;
+  /** The server whose serving state this one reports. */
+  mirror: Pick<RunningServer, 'servingStatus'>;
+}
+
+/** A running plaintext server that serves only grpc.health.v1. */
+export interface RunningHealthServer {
+  readonly port: number;
+  readonly address: string;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts a plaintext server that answers only grpc.health.v1, with the serving state of another
+ * server: kubelet gRPC probes cannot present client certificates to an mTLS port.
+ */
+export async function startHealthServer(opts: HealthServerOptions): Promise<RunningHealthServer> {
+  const server = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+  server.addService(HealthService, healthImplementation((service) => opts.mirror.servingStatus(service), opts.log));
+  const port = await bind(server, opts.host, opts.port, ServerCredentials.createInsecure(), `the health checks of ${opts.name}`, 'FEDMM_HEALTH_PORT');
+  opts.log.info('health server listening', { service: opts.name, address: `${opts.host}:${port}` });
+  return {
+    port,
+    address: `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+    async shutdown() {
+      await drain(server, 1000, `${opts.name} health`, opts.log);
+    },
+  };
+}
+
+function healthImplementation(statusFor: (service: string) => number, log: Logger): UntypedServiceImplementation {
+  return {
+    check: unary('grpc.health.v1.Health/Check', log, async (req: healthProto.HealthCheckRequest) => ({ status: statusFor(req.service) })),
     watch: (call: { request: healthProto.HealthCheckRequest; write(m: unknown): boolean; on(ev: string, fn: () => void): void }) => {
       let last = -1;
       const tick = (): void => {
@@ -73,35 +130,49 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningS
       call.on('cancelled', () => clearInterval(t));
       call.on('close', () => clearInterval(t));
     },
-  });
-  for (const s of opts.services) server.addService(s.definition, s.implementation);
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${opts.host}:${opts.port}`, opts.credentials ?? ServerCredentials.createInsecure(), (err, p) => {
-      if (err) reject(new FedmmError('UNAVAILABLE', `cannot listen on ${opts.host}:${opts.port} for ${opts.name}: ${err.message}; choose another port with FEDMM_GRPC_PORT`));
+  };
+}
+
+/** The service definition with each message's wire size counted into fedmm.bytes.in / fedmm.bytes.out. */
+function countingBytes(definition: ServiceDefinition, service: string): ServiceDefinition {
+  const labels = { [Attr.service]: service };
+  const out: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(definition as Record<string, MethodDefinition<unknown, unknown>>)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        fedmmMetrics().bytesIn.add(buf.length, labels);
+        return m.requestDeserialize(buf);
+      },
+      responseSerialize: (value: unknown) => {
+        const buf = m.responseSerialize(value);
+        fedmmMetrics().bytesOut.add(buf.length, labels);
+        return buf;
+      },
+    };
+  }
+  return out;
+}
+
+function bind(server: Server, host: string, port: number, creds: ServerCredentials, what: string, portVariable: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, creds, (err, p) => {
+      if (err) reject(new FedmmError('UNAVAILABLE', `cannot listen on ${host}:${port} for ${what}: ${err.message}; choose another port with ${portVariable}`));
       else resolve(p);
     });
   });
-  opts.log.info('gRPC server listening', { service: opts.name, address: `${opts.host}:${port}` });
-  return {
-    port,
-    address: `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
-    setServing(v) {
-      serving = v;
-    },
-    async shutdown(graceMs = 10_000) {
-      serving = false;
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          opts.log.warn('in-flight calls did not finish in time; closing them', { service: opts.name, graceMs });
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
-      opts.log.info('gRPC server stopped', { service: opts.name });
-    },
-  };
+}
+
+function drain(server: Server, graceMs: number, name: string, log: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      log.warn('in-flight calls did not finish in time; closing them', { service: name, graceMs });
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
 }

@@ -1,2 +1,3 @@
 export * from './sdk.js';
 export * from './metrics.js';
+export * from './store.js';

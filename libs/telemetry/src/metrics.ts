@@ -18,15 +18,19 @@ export const MetricNames = Object.freeze({
   auditChainLength: 'fedmm.audit.chain.length',
 });
 
-/** Attribute keys used on fedmm metrics and spans. */
+/**
+ * Attribute keys used on fedmm metrics and spans. Metric labels are plain words because they
+ * become Prometheus label names as they are (the dashboards query `tenant`, `task`, ...); a
+ * dotted key would turn into `fedmm_tenant`.
+ */
 export const Attr = Object.freeze({
-  task: 'fedmm.task',
-  round: 'fedmm.round',
-  tenant: 'fedmm.tenant',
+  task: 'task',
+  round: 'round',
+  tenant: 'tenant',
   state: 'state',
   reason: 'reason',
-  service: 'fedmm.service',
-  shard: 'fedmm.shard',
+  service: 'service',
+  shard: 'shard',
   topic: 'topic',
   partition: 'partition',
 });

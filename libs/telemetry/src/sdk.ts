@@ -4,7 +4,7 @@ import { PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetr
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { trace, context } from '@opentelemetry/api';
 import { setTraceFieldProvider } from '@fedmm/core';
 
@@ -25,6 +25,16 @@ export interface Telemetry {
 }
 
 let started: Telemetry | undefined;
+
+/**
+ * The process's resource: fedmm's defaults, then what the environment says (OTEL_RESOURCE_ATTRIBUTES,
+ * OTEL_SERVICE_NAME win over the defaults, as the OpenTelemetry specification asks), then host and
+ * process facts.
+ */
+export function telemetryResource(serviceName: string): Resource {
+  const defaults = resourceFromAttributes({ 'service.name': serviceName, 'service.namespace': 'fedmm' });
+  return defaults.merge(detectResources({ detectors: [hostDetector, processDetector, envDetector] }));
+}
 
 /**
  * Starts the OpenTelemetry SDK (traces and metrics). Call before the application creates its
@@ -53,10 +63,11 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     metricReaders.push(new PrometheusExporter({ port: prometheusPort, host: process.env['FEDMM_PROMETHEUS_HOST'] ?? '0.0.0.0' }));
   }
   const sdk = new NodeSDK({
-    resource: resourceFromAttributes({ 'service.name': process.env['OTEL_SERVICE_NAME'] ?? opts.serviceName, 'service.namespace': 'fedmm' }),
+    resource: telemetryResource(opts.serviceName),
     spanProcessors,
     metricReaders,
     instrumentations: [],
+    // The resource above already ran the detectors in the order fedmm wants.
     autoDetectResources: false,
   });
   sdk.start();
