@@ -1,8 +1,8 @@
 import type { ServiceModule, ServiceName } from '@fedmm/service-kit';
 import { gatewayModule } from '@fedmm/gateway-service';
 import { registryModule } from '@fedmm/registry-service';
-import { aggregatorModule, aggregatorWorkerModule } from '@fedmm/aggregator-service';
-import { privacyModule } from '@fedmm/privacy-service';
+import { aggregatorModule, aggregatorWorkerModule, setAggregatorPeers } from '@fedmm/aggregator-service';
+import { privacyModule, PrivacyClient } from '@fedmm/privacy-service';
 import { valuationModule } from '@fedmm/valuation-service';
 
 /** Every service the fedmm binary can run, by name. */
@@ -17,3 +17,6 @@ export const serviceModules: Partial<Record<ServiceName, ServiceModule<unknown>>
 
 /** Start order: a service starts after the ones it calls. */
 export const startOrder: ServiceName[] = ['registry', 'privacy', 'valuation', 'aggregator', 'gateway'];
+
+// The coordinator reaches the privacy service through its client.
+setAggregatorPeers((_cfg, addr) => ({ privacy: new PrivacyClient(addr.privacy) }));

@@ -217,7 +217,9 @@ export class Coordinator {
   private mechanismEvents(task: TaskRecord, selected: string[]): MechanismEvent[] {
     const p = task.privacy;
     if (p.mode === 'client') {
-      return [{ tenant: '*', samplingRate: Math.min(1, selected.length / Math.max(1, task.members.length)), noiseMultiplier: p.noiseMultiplier, steps: 1 }];
+      // Every member is in the population the round samples from, so each is charged the round.
+      const q = Math.min(1, selected.length / Math.max(1, task.members.length));
+      return task.members.map((t) => ({ tenant: t, samplingRate: q, noiseMultiplier: p.noiseMultiplier, steps: 1 }));
     }
     if (p.mode === 'record') {
       const q = task.clientConfig['sampling_rate'] ?? 0.1;
@@ -346,7 +348,9 @@ export class Coordinator {
       for (const t of r.layout.tensors) tensors.set(t.name, { shape: t.shape, data: into.get(t.name)!, ...(t.modality ? { modality: t.modality } : {}) });
       let epsilonByTenant: Record<string, number> = {};
       if (r.reservationId) {
-        const actual = this.mechanismEvents(task, r.received.map((u) => u.tenant));
+        const actual = task.privacy.mode === 'record'
+          ? r.received.map((u) => ({ tenant: u.tenant, samplingRate: u.samplingRate || (task.clientConfig['sampling_rate'] ?? 0.1), noiseMultiplier: u.noiseMultiplier || task.privacy.noiseMultiplier, steps: u.steps || (task.clientConfig['local_steps'] ?? 10) }))
+          : this.mechanismEvents(task, r.selected);
         epsilonByTenant = await this.d.privacy.commit(r.reservationId, actual);
         await this.d.audit.append(task.taskId, 'budget.committed', { round: r.number, attempt: r.attempt, reservationId: r.reservationId, epsilonByTenant }, 'coordinator');
       }

@@ -8,7 +8,7 @@ export interface MechanismEvent {
 
 /** The privacy service as the coordinator uses it. */
 export interface PrivacyPort {
-  reserve(input: { taskId: string; round: number; attempt: number; events: MechanismEvent[]; delta: number; accountant: string }): Promise<{ reservationId: string; epsilonByTenant: Record<string, number> }>;
+  reserve(input: { taskId: string; round: number; attempt: number; events: MechanismEvent[]; delta: number; accountant: 'rdp' | 'pld' }): Promise<{ reservationId: string; epsilonByTenant: Record<string, number> }>;
   commit(reservationId: string, events?: MechanismEvent[]): Promise<Record<string, number>>;
   release(reservationId: string, reason: string): Promise<void>;
 }
