@@ -167,12 +167,14 @@ export class AggregationWorker {
     const shard = shardAt(st.layout, v.shard, st.round.shardElements);
     const clip = st.task.privacy.mode === 'client' ? st.task.privacy.clipNorm : 0;
     const scale = clip > 0 && v.norm > clip ? clip / v.norm : 1;
+    // Under client-level DP every client weighs the same, so one client moves the mean by at most C/K.
+    const weight = clip > 0 ? 1 : v.numExamples;
     let bytes = 0;
     for (const seq of [...pieces.keys()].sort((a, b) => a - b)) {
       const p = pieces.get(seq)!;
       const local = p.elementOffset - shard.start;
-      if (scale !== 1) (acc as LinearShardAccumulator).addScaled(v.client, local, p.values, v.numExamples, scale);
-      else acc.add(v.client, local, p.values, v.numExamples);
+      if (scale !== 1) (acc as LinearShardAccumulator).addScaled(v.client, local, p.values, weight, scale);
+      else acc.add(v.client, local, p.values, weight);
       bytes += p.values.byteLength;
     }
     fedmmMetrics().aggregationBytes.add(bytes, { task: v.task });
