@@ -35,7 +35,7 @@ function serialize(value: unknown, path: string): string {
       }
       const proto = Object.getPrototypeOf(value) as unknown;
       if (proto !== Object.prototype && proto !== null) {
-        throw invalidArgument(`${path} is a ${(value as object).constructor?.name ?? 'non-plain object'}; convert it to plain JSON (ISO strings for dates, base64 for bytes)`);
+        throw invalidArgument(`${path} is a ${(value).constructor?.name ?? 'non-plain object'}; convert it to plain JSON (ISO strings for dates, base64 for bytes)`);
       }
       const entries = Object.keys(value)
         .filter((k) => (value as Record<string, unknown>)[k] !== undefined)

@@ -37,3 +37,12 @@ export {
   termsAcceptedInput,
   termsStateFromChain,
 } from './terms.js';
+export {
+  type PlatformAuditLogOptions,
+  PlatformAuditLog,
+  PlatformAuditSink,
+  StoreAuditSink,
+  StoreHeadStore,
+  auditRecordKey,
+  auditRecordPrefix,
+} from './platform.js';

@@ -62,7 +62,7 @@ test('reordered records are located', () => {
   const swapped = c.slice();
   [swapped[2], swapped[3]] = [c[3] as AuditRecord, c[2] as AuditRecord];
   expectBad(swapped, 'reordered', 3);
-  expectBad([...c.slice(0, 5), ...c.slice(6), c[5] as AuditRecord], 'reordered', 6);
+  expectBad([...c.slice(0, 5), ...c.slice(6), c[5]], 'reordered', 6);
 });
 
 test('inserted records are located, however they are numbered', () => {
@@ -73,7 +73,7 @@ test('inserted records are located, however they are numbered', () => {
   // The same, with the real records renumbered after it.
   expectBad([...c.slice(0, 3), forged, ...c.slice(3).map((r) => ({ ...r, seq: r.seq + 1 }))], 'inserted', 4);
   // A replayed copy of an earlier record.
-  expectBad([...c.slice(0, 5), c[1] as AuditRecord, ...c.slice(5)], 'inserted', 2);
+  expectBad([...c.slice(0, 5), c[1], ...c.slice(5)], 'inserted', 2);
   // A record with an invented seq number.
   expectBad([...c.slice(0, 3), { ...forged, seq: 42 }, ...c.slice(3)], 'inserted', 42);
   // A record of another task.
