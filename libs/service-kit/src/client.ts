@@ -1,6 +1,7 @@
 import { Client, Metadata, credentials as grpcCredentials, type ChannelCredentials, type ClientReadableStream, type ClientWritableStream, type ServiceError, type CallOptions } from '@grpc/grpc-js';
-import { context, propagation, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, propagation, trace, SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { fromServiceError } from './status.js';
+import { rpcSpanFields } from './handlers.js';
 
 const tracer = trace.getTracer('@fedmm/service-kit');
 
@@ -39,6 +40,20 @@ export function tracedMetadata(md: Metadata = new Metadata()): Metadata {
   return md;
 }
 
+// Streaming calls outlive the caller's stack, so their spans are started and ended by hand.
+function startClientSpan(path: string): Span {
+  const fields = rpcSpanFields(path);
+  return tracer.startSpan(fields.name, { kind: SpanKind.CLIENT, attributes: fields.attributes });
+}
+
+function endClientSpan(span: Span, code: number, details: string): void {
+  if (code !== 0) {
+    span.setAttribute('rpc.grpc.status_code', code);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: details });
+  }
+  span.end();
+}
+
 function options(opts?: RpcOptions): Partial<CallOptions> {
   return opts?.deadlineMs ? { deadline: new Date(Date.now() + opts.deadlineMs) } : {};
 }
@@ -61,28 +76,32 @@ export function createRpcClient<D extends Record<string, MethodDef>>(
   for (const [name, def] of Object.entries(definition)) {
     if (!def.requestStream && !def.responseStream) {
       out[name] = (req: unknown, opts?: RpcOptions) =>
-        tracer.startActiveSpan(def.path.slice(1), { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'rpc.method': def.path } }, (span) =>
+        tracer.startActiveSpan(rpcSpanFields(def.path).name, { kind: SpanKind.CLIENT, attributes: rpcSpanFields(def.path).attributes }, (span) =>
           new Promise((resolve, reject) => {
             client.makeUnaryRequest(def.path, def.requestSerialize as (v: unknown) => Buffer, def.responseDeserialize, req, tracedMetadata(opts?.metadata), options(opts), (err: ServiceError | null, res?: unknown) => {
-              if (err) {
-                span.setStatus({ code: SpanStatusCode.ERROR, message: err.details });
-                span.end();
-                reject(fromServiceError(err, `${def.path} at ${address}`));
-              } else {
-                span.end();
-                resolve(res);
-              }
+              endClientSpan(span, err ? err.code : 0, err?.details ?? '');
+              if (err) reject(fromServiceError(err, `${def.path} at ${address}`));
+              else resolve(res);
             });
           }));
     } else if (!def.requestStream && def.responseStream) {
-      out[name] = (req: unknown, opts?: RpcOptions) =>
-        client.makeServerStreamRequest(def.path, def.requestSerialize as (v: unknown) => Buffer, def.responseDeserialize, req, tracedMetadata(opts?.metadata), options(opts));
+      out[name] = (req: unknown, opts?: RpcOptions) => {
+        const span = startClientSpan(def.path);
+        const call = context.with(trace.setSpan(context.active(), span), () =>
+          client.makeServerStreamRequest(def.path, def.requestSerialize as (v: unknown) => Buffer, def.responseDeserialize, req, tracedMetadata(opts?.metadata), options(opts)));
+        call.on('status', (st: { code: number; details: string }) => endClientSpan(span, st.code, st.details));
+        return call;
+      };
     } else if (def.requestStream && !def.responseStream) {
-      out[name] = (opts: RpcOptions, cb: (err: Error | null, res?: unknown) => void) =>
-        client.makeClientStreamRequest(def.path, def.requestSerialize as (v: unknown) => Buffer, def.responseDeserialize, tracedMetadata(opts?.metadata), options(opts), (err: ServiceError | null, res?: unknown) => {
-          if (err) cb(fromServiceError(err, `${def.path} at ${address}`));
-          else cb(null, res);
-        });
+      out[name] = (opts: RpcOptions, cb: (err: Error | null, res?: unknown) => void) => {
+        const span = startClientSpan(def.path);
+        return context.with(trace.setSpan(context.active(), span), () =>
+          client.makeClientStreamRequest(def.path, def.requestSerialize as (v: unknown) => Buffer, def.responseDeserialize, tracedMetadata(opts?.metadata), options(opts), (err: ServiceError | null, res?: unknown) => {
+            endClientSpan(span, err ? err.code : 0, err?.details ?? '');
+            if (err) cb(fromServiceError(err, `${def.path} at ${address}`));
+            else cb(null, res);
+          }));
+      };
     }
   }
   return out as RpcClient<D>;

@@ -35,9 +35,18 @@ function callContext(call: ServerUnaryCall<unknown, unknown> | ServerWritableStr
   return { metadata: call.metadata, signal: ac.signal, peer: call.getPeer(), call: call };
 }
 
-async function traced<T>(name: string, md: Metadata, log: Logger, fn: () => Promise<T>): Promise<T> {
-  const parent = propagation.extract(context.active(), metadataCarrier(md));
-  return tracer.startActiveSpan(name, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': name } }, parent, async (span) => {
+/** Span name and attributes of a call, from its path `/package.Service/Method` (semantic conventions for RPC). */
+export function rpcSpanFields(path: string): { name: string; attributes: { 'rpc.system': 'grpc'; 'rpc.service': string; 'rpc.method': string } } {
+  const name = path.startsWith('/') ? path.slice(1) : path;
+  const slash = name.lastIndexOf('/');
+  return { name, attributes: { 'rpc.system': 'grpc', 'rpc.service': slash < 0 ? '' : name.slice(0, slash), 'rpc.method': slash < 0 ? name : name.slice(slash + 1) } };
+}
+
+async function traced<T>(name: string, call: { metadata: Metadata; getPath?: () => string }, log: Logger, fn: () => Promise<T>): Promise<T> {
+  const parent = propagation.extract(context.active(), metadataCarrier(call.metadata));
+  // The transport knows the full method path; the handler's own name is the fallback.
+  const fields = rpcSpanFields(call.getPath?.() ?? name);
+  return tracer.startActiveSpan(fields.name, { kind: SpanKind.SERVER, attributes: fields.attributes }, parent, async (span) => {
     try {
       return await fn();
     } catch (e) {
@@ -56,7 +65,7 @@ async function traced<T>(name: string, md: Metadata, log: Logger, fn: () => Prom
 /** Wraps an async function as a unary handler: traces it and maps domain errors to status codes. */
 export function unary<Req, Res>(name: string, log: Logger, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    traced(name, call.metadata, log, () => fn(call.request, callContext(call)))
+    traced(name, call, log, () => fn(call.request, callContext(call)))
       .then((res) => callback(null, res))
       .catch((e: unknown) => callback(toServiceError(e) as never));
   };
@@ -80,7 +89,7 @@ export function serverStream<Req, Res>(
         call.once('drain', onDrain);
         ctx.signal.addEventListener('abort', onAbort, { once: true });
       });
-    traced(name, call.metadata, log, () => fn(call.request, write, ctx))
+    traced(name, call, log, () => fn(call.request, write, ctx))
       .then(() => call.end())
       .catch((e: unknown) => {
         if (ctx.signal.aborted) return;
@@ -97,7 +106,7 @@ export function clientStream<Req, Res>(
 ): handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
     const ctx = callContext(call);
-    traced(name, call.metadata, log, () => fn(call as AsyncIterable<Req>, ctx))
+    traced(name, call, log, () => fn(call as AsyncIterable<Req>, ctx))
       .then((res) => callback(null, res))
       .catch((e: unknown) => callback(toServiceError(e) as never));
   };
