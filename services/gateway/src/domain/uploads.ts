@@ -87,16 +87,20 @@ function sameUpload(a: UploadHeaderInfo, b: UploadHeaderInfo): boolean {
 
 /** Races an iterator's next() against an abort, so a stalled transport cannot pin a session. */
 async function* abortable<T>(it: AsyncIterator<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const aborted = new Promise<never>((_, reject) => {
-    const fail = (): void => reject(isFedmmError(signal.reason) ? signal.reason : new FedmmError('ABORTED', 'the client cancelled the upload stream; resume it from GetUploadStatus'));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
-  });
-  aborted.catch(() => undefined);
+  const reason = (): FedmmError => (isFedmmError(signal.reason) ? signal.reason : new FedmmError('ABORTED', 'the client cancelled the upload stream; resume it from GetUploadStatus'));
   for (;;) {
-    const r = await Promise.race([it.next(), aborted]);
-    if (r.done) return;
-    yield r.value;
+    if (signal.aborted) throw reason();
+    // A fresh listener per message: racing one long-lived promise would keep every message reachable.
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => (onAbort = () => reject(reason())));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await Promise.race([it.next(), aborted]);
+      if (r.done) return;
+      yield r.value;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 }
 
