@@ -1,0 +1,107 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { roundKey, taskKey, GrpcRegistryPort, type RoundRecord, type TaskRecord } from '@fedmm/aggregator-service';
+import { registry as rpb } from '@fedmm/proto';
+import { createRpcClient } from '@fedmm/service-kit';
+import { getJson, storeKey, updateJson, type Store } from '@fedmm/store';
+import type { AccessRuleSink, ContributionRepo, EvaluatorSource, ParamsSource, RoundSource, SecureAggregates } from './domain/ports.js';
+import type { ContributionState } from './domain/types.js';
+
+/** The store key of a task's contribution state. */
+export const contributionsKey = (taskId: string): string => storeKey('valuation', 'contributions', taskId);
+
+/** Tasks and rounds as the aggregator's coordinator records them in the store. */
+export function storeRoundSource(store: Store): RoundSource {
+  return {
+    async task(taskId) {
+      const t = (await getJson<TaskRecord>(store, taskKey(taskId)))?.value;
+      if (!t) return undefined;
+      return {
+        taskId: t.taskId,
+        modelId: t.modelId,
+        members: t.members,
+        termsJson: t.termsJson,
+        valuationMethod: t.valuationMethod ?? '',
+        secureAggregation: t.privacy?.secureAggregation === true,
+        secaggThreshold: t.privacy?.secaggThreshold ?? 0,
+      };
+    },
+    async round(taskId, n) {
+      const r = (await getJson<RoundRecord>(store, roundKey(taskId, n)))?.value;
+      if (!r) return undefined;
+      return {
+        number: r.number,
+        attempt: r.attempt,
+        state: r.state,
+        received: r.received.map((u) => ({ tenant: u.tenant, sha256: u.sha256, numExamples: u.numExamples, numShards: u.numShards })),
+        inputVersionId: r.inputVersionId,
+        outputVersionId: r.outputVersionId,
+        layout: { tensors: r.layout.tensors.map((t) => ({ name: t.name, shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })) },
+      };
+    },
+  };
+}
+
+/** Contribution state as one JSON document per task, updated with compare-and-set. */
+export function storeContributionRepo(store: Store): ContributionRepo {
+  return {
+    async get(taskId) {
+      return (await getJson<ContributionState>(store, contributionsKey(taskId)))?.value;
+    },
+    async update(taskId, update) {
+      const doc = await updateJson<ContributionState>(store, contributionsKey(taskId), (cur) => update(cur));
+      return doc!.value;
+    },
+  };
+}
+
+/** Version tensors read from the registry (cached per version). */
+export function registryParams(address: string, creds: ChannelCredentials): { params: ParamsSource; close(): void } {
+  const port = new GrpcRegistryPort(address, creds);
+  return { params: (versionId) => port.readTensors(versionId), close: () => port.close() };
+}
+
+/** Access rules set at the registry, which enforces them on download. */
+export function registryAccessRules(address: string, creds: ChannelCredentials): { set: AccessRuleSink; close(): void } {
+  const client = createRpcClient(rpb.RegistryServiceService, address, creds);
+  return {
+    set: async (rule) => {
+      await client.setAccessRule({ rule: { modelId: rule.modelId, tenant: rule.tenant, versionDelayRounds: rule.versionDelayRounds, denied: false, tier: rule.tier } }, { deadlineMs: 10_000 });
+    },
+    close: () => client.close(),
+  };
+}
+
+/**
+ * Secure aggregation as the aggregator runs it today: one secure sum over every company of the
+ * round, published as the new version. The only group is the whole round, its aggregate the
+ * published delta (output minus input version); no individual update is ever involved.
+ */
+export function wholeRoundSecureAggregates(params: ParamsSource): SecureAggregates {
+  return {
+    async groups(_task, round) {
+      return [{ id: `round-${round.number}`, members: round.received.map((r) => r.tenant).sort() }];
+    },
+    async aggregateOfGroups(_task, round, groupIds) {
+      if (groupIds.length === 0) return new Map();
+      const output = await params(round.outputVersionId);
+      const input = round.inputVersionId ? await params(round.inputVersionId) : new Map<string, Float32Array>();
+      const out = new Map<string, Float32Array>();
+      for (const [name, o] of output) {
+        const i = input.get(name);
+        out.set(name, Float32Array.from(o, (x, k) => x - (i?.[k] ?? 0)));
+      }
+      return out;
+    },
+  };
+}
+
+/** A task's validation set lives at `<dir>/<task>/manifest.jsonl`; tasks without one use the fallback. */
+export function validationDirOf(dir: string, taskId: string): string | undefined {
+  const d = join(dir, encodeURIComponent(taskId));
+  return existsSync(join(d, 'manifest.jsonl')) ? d : undefined;
+}
+
+/** No validation sets anywhere: every task uses the fallback utility. */
+export const noValidationSets: EvaluatorSource = () => Promise.resolve(undefined);
