@@ -21,7 +21,7 @@ the rounds, then evaluates every published version on every company's test set.
   --train-size N, --test-size N, --public-size N
                      shrink the benchmark (every company's splits, the public split) for a quick run
   --pretrain-epochs N, --personal-epochs N
-                     epochs of base pretraining (default 12) and of the private adapter (default 6)
+                     epochs of base pretraining (default 12) and of the private adapter (default: the local-only budget, rounds x epochs)
   --keep-running     only start the platform, print where it listens and wait for Ctrl-C`;
 
 export const demoCommand: Command = {
@@ -79,7 +79,7 @@ export const demoCommand: Command = {
         companies,
         ...(publicSize !== undefined ? { publicSize } : {}),
         pretrainEpochs: int('pretrain-epochs', values['pretrain-epochs'], demoDefaults.pretrainEpochs),
-        personalEpochs: int('personal-epochs', values['personal-epochs'], demoDefaults.personalEpochs),
+        ...(values['personal-epochs'] !== undefined ? { personalEpochs: int('personal-epochs', values['personal-epochs'], 1) } : {}),
         print: (line) => process.stdout.write(`${line}\n`),
       });
       const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;

@@ -84,7 +84,7 @@ export function startAgent(spec: AgentSpec): AgentProcess {
   mkdirSync(spec.logDir, { recursive: true });
   mkdirSync(spec.workDir, { recursive: true });
   const logFile = join(spec.logDir, `${spec.tenant}.log`);
-  const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
+  const log: WriteStream = createWriteStream(logFile);
   const [cmd, ...pre] = spec.command;
   const args = [...pre, 'client', 'run', '--gateway', spec.gateway, '--tenant', spec.tenant, '--pki', spec.pkiDir, '--data', spec.trainDir, '--test', spec.testDir, '--task', spec.taskId, '--work', spec.workDir, '--seed', String(spec.seed)];
   const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(spec.env ?? {}) } });
@@ -102,7 +102,7 @@ export function startAgent(spec: AgentSpec): AgentProcess {
       fold(figures, rec);
       const shown = describe(rec);
       if (shown) spec.onLine(spec.tenant, shown);
-    } else if (line.trim()) {
+    } else if (line.trim() && !/^\(node:\d+\) |^\(Use `node --trace/.test(line)) {
       spec.onLine(spec.tenant, line);
     }
   };

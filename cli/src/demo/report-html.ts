@@ -35,8 +35,8 @@ function niceRange(lo: number, hi: number): [number, number] {
 
 /** One company's accuracy per round, with its local-only (dashed) and centralized (dotted) levels. */
 function roundChart(r: DemoReport, c: CompanyReport, color: string): string {
-  const W = 340;
-  const H = 210;
+  const W = 520;
+  const H = 230;
   const L = 42;
   const R = 12;
   const T = 26;
@@ -70,7 +70,7 @@ ${ref(c.centralized.accuracy, 'ref-central', 'centralized', false)}
 /** Grouped bars: per company, local-only vs federated vs personalized vs centralized. */
 function comparisonChart(r: DemoReport): string {
   const n = r.companies.length;
-  const groupW = 150;
+  const groupW = Math.max(150, Math.floor(1000 / Math.max(1, n)));
   const barW = 26;
   const L = 44;
   const T = 16;
@@ -130,7 +130,7 @@ export function renderReportHtml(r: DemoReport): string {
     ['local only', pct(s.meanLocalOnly), 'mean over companies'],
     ['federated (shared)', pct(s.meanFederated), `${pts(s.meanFederated - s.meanLocalOnly)} vs local`],
     ['personalized', pct(s.meanPersonalized), `${pts(s.meanPersonalized - s.meanLocalOnly)} vs local`],
-    ['centralized', pct(s.meanCentralized), `federated is ${pts(-s.federatedGapToCentralized).replace('+', '')} from it`],
+    ['centralized', pct(s.meanCentralized), s.federatedGapToCentralized >= 0 ? `shared model ${(100 * s.federatedGapToCentralized).toFixed(1)} pts below` : `shared model ${(-100 * s.federatedGapToCentralized).toFixed(1)} pts above`],
     ['bytes moved', humanBytes(r.bytes.up + r.bytes.down), `${humanBytes(r.bytes.up)} up, ${humanBytes(r.bytes.down)} down`],
     ['run time', `${(r.timings['total'] ?? 0).toFixed(0)} s`, `${r.rounds.length} rounds, ${r.companies.length} companies`],
   ];
@@ -165,7 +165,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bott
 .muted,.sub{color:#6b7280}.ok{color:#065f46;background:#ecfdf5;padding:8px 12px;border-radius:6px}.warn{color:#92400e;background:#fffbeb;padding:8px 12px;border-radius:6px}
 .cards{display:grid;grid-template-columns:repeat(6,1fr);gap:10px;margin:16px 0}
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 12px}.card b{display:block;font-size:22px}.card span{font-size:12px;color:#6b7280}
-.grid4{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:8px}
+.grid4{display:grid;gap:8px}.grid4 svg{width:100%}
 svg{background:#fff;border:1px solid #e5e7eb;border-radius:8px;max-width:100%;height:auto}
 .grid{stroke:#eef0f3}.tick{font-size:10px;fill:#6b7280}.label{font-size:12px;fill:#111827}.ctitle{font-size:13px;font-weight:600}.barval{font-size:9px;fill:#374151}
 .reflabel{font-size:9px;fill:#6b7280}.ref-local{stroke:#9ca3af;stroke-dasharray:5 4;stroke-width:1.5}.ref-central{stroke:#111827;stroke-dasharray:1.5 3;stroke-width:1.5}
@@ -183,7 +183,7 @@ ${legend(SETTINGS.map((x) => ({ label: x.label, color: x.color })))}
 ${comparisonChart(r)}
 <h2>Accuracy per round</h2>
 <p>The shared model after each round (round 0 is the pretrained base) on each company's test set; the dashed line is the company's local-only accuracy, the dotted one the centralized upper bound, the diamond the personalized model.</p>
-<div class="grid4">${r.companies.map((c, i) => roundChart(r, c, color(i))).join('\n')}</div>
+<div class="grid4" style="grid-template-columns:repeat(${r.companies.length <= 3 ? r.companies.length : 2},1fr)">${r.companies.map((c, i) => roundChart(r, c, color(i))).join('\n')}</div>
 <h2>What each company paid and got</h2>
 <table><thead><tr><th>company</th><th>train / test</th><th>modalities</th><th>local only</th><th>federated</th><th>personalized</th><th>centralized</th><th>gain</th><th>sent</th><th>received</th><th>training</th><th>ε</th><th>reward</th></tr></thead>
 <tbody>${rows}</tbody></table>

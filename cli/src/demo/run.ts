@@ -26,8 +26,11 @@ export interface DemoOptions {
   readonly rank: number;
   readonly alpha: number;
   readonly pretrainEpochs: number;
-  /** Epochs of the private (Ditto) adapter each company trains on top of the final shared one. */
-  readonly personalEpochs: number;
+  /**
+   * Epochs of the private (Ditto) adapter each company trains on top of the final shared one;
+   * default the local-only budget (rounds x local epochs), so both spend the same local training.
+   */
+  readonly personalEpochs?: number;
   readonly personalLambda: number;
   readonly strategy: string;
   readonly roundDeadlineSeconds: number;
@@ -54,8 +57,7 @@ export const demoDefaults: Omit<DemoOptions, 'print'> = Object.freeze({
   rank: 8,
   alpha: 16,
   pretrainEpochs: 12,
-  personalEpochs: 6,
-  personalLambda: 0.1,
+  personalLambda: 0.01,
   strategy: 'fedavg',
   roundDeadlineSeconds: 240,
   companies: DEFAULT_COMPANIES,
@@ -155,7 +157,8 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
   const pkiDir = join(out, 'pki');
   await initPkiDir(pkiDir, { tenants: names });
   const platformDir = join(out, 'platform');
-  rmSync(platformDir, { recursive: true, force: true });
+  // A fresh platform knows no earlier rounds, so the agents' round memory must start fresh too.
+  for (const d of [platformDir, join(out, 'agents'), join(out, 'logs')]) rmSync(d, { recursive: true, force: true });
   const platform: Platform = await startPlatform({
     dataDir: platformDir,
     ports: { gateway: 0, registry: 0, aggregator: 0, privacy: 0, valuation: 0 },
@@ -221,11 +224,12 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       print(`evaluate   round ${String(r.number).padStart(2)} ${names.map((n) => `${n} ${pct(accuracy[n]!)}`).join('  ')}`);
     }
     const final = versions.at(-1)!;
+    const personalEpochs = o.personalEpochs ?? o.rounds * o.localEpochs;
     const personalized = new Map<string, { accuracy: number; seconds: number }>();
     for (const c of companies) {
-      const p = personalize(pre.base, final.adapters, c, { epochs: o.personalEpochs, batchSize: o.batchSize, lr: o.lr, lambda: o.personalLambda, seed: o.seed });
+      const p = personalize(pre.base, final.adapters, c, { epochs: personalEpochs, batchSize: o.batchSize, lr: o.lr, lambda: o.personalLambda, seed: o.seed });
       personalized.set(c.name, p);
-      print(`personal   ${c.name.padEnd(width)} ${pct(p.accuracy)} (shared ${pct(final.accuracy[c.name]!)}, ${o.personalEpochs} epochs of a private adapter, ${p.seconds.toFixed(1)} s)`);
+      print(`personal   ${c.name.padEnd(width)} ${pct(p.accuracy)} (shared ${pct(final.accuracy[c.name]!)}, ${personalEpochs} epochs of a private adapter, ${p.seconds.toFixed(1)} s)`);
     }
     const epsilon = await readPrivacy(platform, taskId);
     const contributions = await readContributions(platform, taskId);
@@ -282,7 +286,7 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       generatedAt: new Date().toISOString(),
       settings: {
         seed: o.seed, rounds: o.rounds, localEpochs: o.localEpochs, batchSize: o.batchSize, lr: o.lr, rank: o.rank, alpha: o.alpha, strategy: o.strategy,
-        personalEpochs: o.personalEpochs, pretrainEpochs: o.pretrainEpochs, companies: names, tls: 'mutual', backend: `${backend.backend}${backend.simd ? ' (SIMD)' : ''}`,
+        personalEpochs, pretrainEpochs: o.pretrainEpochs, companies: names, tls: 'mutual', backend: `${backend.backend}${backend.simd ? ' (SIMD)' : ''}`,
       },
       model: { modelId: MODEL_ID, baseVersionId: reg.baseVersionId, initialVersionId: reg.adapterVersionId, finalVersionId: final.round.outputVersionId, publicAccuracy: pre.publicAccuracy, baseBytes: reg.baseBytes, adapterBytes: reg.adapterBytes },
       taskId,
