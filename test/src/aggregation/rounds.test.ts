@@ -148,6 +148,44 @@ describe('rounds end to end on real Kafka and Redis', { timeout: 240_000 }, () =
     assert.equal((await client.getTask({ taskId })).task!.state, 'completed');
   });
 
+  test('every strategy runs across shards; robust ones resist a Byzantine client that FedAvg follows', async () => {
+    const members = ['h1', 'h2', 'h3', 'h4', 'evil'];
+    const honest = (seed: number): Map<string, Float32Array> => {
+      const r = rng(seed);
+      return new Map(LAYOUT.map((t) => [t.name, Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, () => 0.1 + 0.01 * r())]));
+    };
+    const evil = new Map(LAYOUT.map((t) => [t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1)).fill(-100)]));
+    const cases: { name: string; strategy: Partial<tpb.StrategyConfig>; robust: boolean }[] = [
+      { name: 'fedavg', strategy: { name: 'fedavg' }, robust: false },
+      { name: 'fedavg with update-norm clipping', strategy: { name: 'fedavg', clipNorm: 1 }, robust: true },
+      { name: 'median', strategy: { name: 'median' }, robust: true },
+      { name: 'trimmed-mean', strategy: { name: 'trimmed-mean', params: { beta: 0.2 } }, robust: true },
+      { name: 'krum', strategy: { name: 'krum', params: { byzantine: 1 } }, robust: true },
+      { name: 'multi-krum', strategy: { name: 'multi-krum', params: { byzantine: 1, keep: 3 } }, robust: true },
+      { name: 'fedadam', strategy: { name: 'fedadam', params: { eta: 0.1 } }, robust: false },
+    ];
+    for (const c of cases) {
+      const taskId = uniqueId('t');
+      await createTask(taskId, { members, rounds: 1, strategy: tpb.StrategyConfig.fromPartial(c.strategy) });
+      await client.startRound({ taskId });
+      for (const [i, m] of members.entries()) {
+        const update = m === 'evil' ? evil : honest(100 + i);
+        const p = await publishUpdateAsGateway(bus, { task: taskId, round: 1, attempt: 1, client: m, numExamples: 10, roundLayout: LAYOUT, shardElements: SHARD, update });
+        await client.reportUpdateReceived({ taskId, round: 1, tenant: m, updateSha256: p.sha256, numExamples: 10, numShards: p.shards, tensors: [...update.keys()], bytes: 0, samplingRate: 0, noiseMultiplier: 0, steps: 0 });
+      }
+      await waitFor(async () => (await roundOf(taskId, 1)).state === tpb.RoundState.ROUND_STATE_PUBLISHED, { timeoutMs: 60_000, what: `${c.name} to publish`, intervalMs: 200 });
+      const got = await downloadTensors(registry.address, (await roundOf(taskId, 1)).outputVersionId);
+      let worst = 0;
+      for (const [name, prev] of prevTensors) {
+        const g = got.get(name)!;
+        for (let i = 0; i < g.length; i++) worst = Math.max(worst, Math.abs(g[i]! - prev[i]! - 0.1));
+      }
+      if (c.robust) assert.ok(worst < 0.6, `${c.name}: the Byzantine client moved the result by ${worst}`);
+      else if (c.name === 'fedavg') assert.ok(worst > 15, `fedavg should follow the Byzantine client, moved only ${worst}`);
+      else assert.ok(Number.isFinite(worst), `${c.name} produced non-finite values`);
+    }
+  });
+
   test('rejections: unknown task, tenant not selected, duplicate upload', async () => {
     await assert.rejects(client.getUploadPolicy({ taskId: 'no-such-task', round: 1, tenant: 'acme' }), /NOT_FOUND|does not exist/);
     const taskId = uniqueId('t');

@@ -6,7 +6,8 @@ import { createLayout, shardAt, shardCount, scatterShard, DEFAULT_SHARD_ELEMENTS
 import { fedmmMetrics } from '@fedmm/telemetry';
 import type { LeaderLease } from './lease.js';
 import { selectClients } from './selection.js';
-import { activeKey, roundKey, roundPrefix, shardResultPrefix, taskKey, TASK_PREFIX } from './keys.js';
+import { activeKey, distancesPrefix, roundKey, roundPrefix, selectionKey, shardResultPrefix, taskKey, TASK_PREFIX } from './keys.js';
+import { createStrategy, selectKrum, sumPartialDistances } from '@fedmm/aggregation';
 import type { ReceivedUpdate, RoundRecord, RoundState, TaskRecord } from './types.js';
 import type { AuditPort, MechanismEvent, PrivacyPort, RegistryPort, ValuationPort } from '../ports/index.js';
 import { validateNewTask, type NewTask } from './task-validation.js';
@@ -322,10 +323,26 @@ export class Coordinator {
       if ((r.state === 'open' || r.state === 'collecting') && Date.now() >= r.deadlineAt) {
         await this.seal(task.taskId, r.number, 'deadline');
       } else if (r.state === 'aggregating') {
+        if (createStrategy(task.strategy).coordination === 'distances') await this.selectForKrum(task, r);
         const done = await this.d.store.list(shardResultPrefix(task.taskId, r.number, r.attempt));
         if (done.length >= r.numShards) await this.publish(task, r, done.map((e) => e.value));
       }
     }
+  }
+
+  /** Krum's second phase: sums every shard's partial distances and picks the clients to average. */
+  private async selectForKrum(task: TaskRecord, r: RoundRecord): Promise<void> {
+    if (await this.d.store.get(selectionKey(task.taskId, r.number, r.attempt))) return;
+    const parts = await this.d.store.list(distancesPrefix(task.taskId, r.number, r.attempt));
+    if (parts.length < r.numShards) return;
+    const partials = parts.map((e) => {
+      const d = JSON.parse(e.value) as { clientIds: string[]; squared: number[]; squaredNorms: number[] };
+      return { clientIds: d.clientIds, squared: Float64Array.from(d.squared), squaredNorms: Float64Array.from(d.squaredNorms) };
+    });
+    const cfg = task.strategy as { name: string; byzantine?: number; keep?: number };
+    const selected = selectKrum(sumPartialDistances(partials), { byzantine: cfg.byzantine ?? 1, keep: cfg.name === 'multi-krum' ? (cfg.keep ?? 2) : 1 });
+    await this.fencedPut(selectionKey(task.taskId, r.number, r.attempt), selected);
+    await this.d.audit.append(task.taskId, 'aggregation.selection', { round: r.number, attempt: r.attempt, strategy: cfg.name, selected }, 'coordinator');
   }
 
   private async publish(task: TaskRecord, r: RoundRecord, shardDocs: string[]): Promise<void> {

@@ -12,3 +12,10 @@ export const shardResultPrefix = (taskId: string, n: number, attempt: number): s
 export const shardResultKey = (taskId: string, n: number, attempt: number, shard: number): string =>
   storeKey('aggregator', 'shard', taskId, String(n), String(attempt), String(shard).padStart(8, '0'));
 export const optimizerStateKey = (taskId: string, shard: number): string => storeKey('aggregator', 'optstate', taskId, String(shard));
+/** A shard's share of the pairwise distances between clients (Krum's first phase). */
+export const distancesKey = (taskId: string, n: number, attempt: number, shard: number): string =>
+  storeKey('aggregator', 'distances', taskId, String(n), String(attempt), String(shard).padStart(8, '0'));
+export const distancesPrefix = (taskId: string, n: number, attempt: number): string =>
+  storeKey('aggregator', 'distances', taskId, String(n), String(attempt), '');
+/** The clients Krum selected from all shards' distances (its second phase). */
+export const selectionKey = (taskId: string, n: number, attempt: number): string => storeKey('aggregator', 'selection', taskId, String(n), String(attempt));

@@ -9,13 +9,16 @@ interface LeaseDoc {
 }
 
 /**
- * A leader lease in the store with a fencing token. Every write the leader makes is checked
- * against the lease key's version (see `fence()`), so a coordinator that lost its lease, even
- * one paused past its expiry, can never overwrite a newer leader's state.
+ * A leader lease in the store with a fencing token. The lease key holds the expiry and is renewed
+ * often; a separate fence key changes only when leadership changes hands. Every write the leader
+ * makes is checked against the fence key's version (see `fence()`), so a coordinator that lost
+ * its lease, even one paused past its expiry, can never overwrite a newer leader's state, while
+ * its own renewals never invalidate its writes in flight.
  */
 export class LeaderLease {
   readonly id = randomUUID();
   private version = 0;
+  private fenceVersion = 0;
   private token = 0;
   private expiresAt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -23,7 +26,10 @@ export class LeaderLease {
 
   constructor(private readonly store: Store, private readonly log: Logger, private readonly ttlMs: number, name = 'coordinator') {
     this.key = storeKey('aggregator', 'lease', name);
+    this.fenceKey = storeKey('aggregator', 'lease', `${name}-fence`);
   }
+
+  private readonly fenceKey: string;
 
   get isLeader(): boolean {
     return this.version > 0 && Date.now() < this.expiresAt;
@@ -35,7 +41,7 @@ export class LeaderLease {
 
   /** The check every leader write carries: the lease is still the one this replica holds. */
   fence(): { key: string; version: number } {
-    return { key: this.key, version: this.version };
+    return { key: this.fenceKey, version: this.fenceVersion };
   }
 
   /** Tries to take or renew the lease; returns whether this replica leads. */
@@ -48,15 +54,35 @@ export class LeaderLease {
       this.version = 0;
       return false;
     }
-    const token = doc && doc.holder === this.id ? doc.token : (doc?.token ?? 0) + 1;
+    const renewing = doc !== undefined && doc.holder === this.id;
+    const token = renewing ? doc.token : (doc?.token ?? 0) + 1;
     const next: LeaseDoc = { holder: this.id, token, expiresAt: now + this.ttlMs };
-    const v = await this.store.compareAndSet(this.key, cur?.version ?? 0, JSON.stringify(next));
-    if (v === undefined) {
-      this.version = 0;
-      return false;
+    if (renewing) {
+      const v = await this.store.compareAndSet(this.key, cur!.version, JSON.stringify(next));
+      if (v === undefined) {
+        this.version = 0;
+        return false;
+      }
+      this.version = v;
+    } else {
+      const fenceCur = await this.store.get(this.fenceKey);
+      const ok = await this.store.atomic(
+        [{ key: this.key, version: cur?.version ?? 0 }, { key: this.fenceKey, version: fenceCur?.version ?? 0 }],
+        [{ key: this.key, value: JSON.stringify(next) }, { key: this.fenceKey, value: JSON.stringify({ holder: this.id, token }) }],
+      );
+      if (!ok) {
+        this.version = 0;
+        return false;
+      }
+      const [lease, fence] = await Promise.all([this.store.get(this.key), this.store.get(this.fenceKey)]);
+      if (!lease || !fence || (JSON.parse(fence.value) as { holder: string }).holder !== this.id) {
+        this.version = 0;
+        return false;
+      }
+      this.version = lease.version;
+      this.fenceVersion = fence.version;
+      this.log.info('leading the coordinators', { fencingToken: token });
     }
-    if (!this.version || this.token !== token) this.log.info('leading the coordinators', { fencingToken: token });
-    this.version = v;
     this.token = token;
     this.expiresAt = next.expiresAt - this.ttlMs / 4;
     return true;

@@ -67,7 +67,6 @@ export async function validateNewTask(t: NewTask, registry: RegistryPort): Promi
   if (!Number.isInteger(t.rounds) || t.rounds < 1 || t.rounds > 10_000) throw bad(`rounds must be between 1 and 10000, got ${t.rounds}`);
   const strategy = strategyConfigOf(t.strategy);
   const built = createStrategy(strategy);
-  if (built.coordination === 'distances') throw bad(`strategy ${strategy.name} needs a cross-shard selection round, which the sharded workers run only for rounds of one shard; use median or trimmed-mean for robustness, or keep the adapters within one shard`);
   const sel: SelectionSettings = {
     fraction: t.selection.fraction > 0 ? t.selection.fraction : 1,
     minClients: t.selection.minClients > 0 ? t.selection.minClients : 1,

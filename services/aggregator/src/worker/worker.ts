@@ -4,14 +4,15 @@ import { Topics, type Bus, type BusMessage, type Consumer } from '@fedmm/bus';
 import { getJson, listJson, type Store } from '@fedmm/store';
 import {
   createStrategy, createServerOptimizerState, decodeServerOptimizerState, encodeServerOptimizerState,
-  type LinearShardAccumulator, type ServerOptimizerState, type ShardAccumulator, type Strategy,
+  clippingScales,
+  type ClippingShardAccumulator, type LinearShardAccumulator, type SelectionShardAccumulator, type ServerOptimizerState, type ShardAccumulator, type Strategy,
 } from '@fedmm/aggregation';
 import { addGaussianNoise } from '@fedmm/dp';
 import {
   createLayout, decodeUpdateChunk, decodeVerdict, recordKind, shardAt, shardKey, type ParamDType, type Shard, type TensorLayout,
 } from '@fedmm/tensor';
 import { fedmmMetrics } from '@fedmm/telemetry';
-import { ACTIVE_PREFIX, optimizerStateKey, roundKey, shardResultKey, taskKey } from '../domain/keys.js';
+import { ACTIVE_PREFIX, distancesKey, optimizerStateKey, roundKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
 import type { RoundRecord, TaskRecord } from '../domain/types.js';
 import type { RegistryPort } from '../ports/index.js';
 
@@ -30,6 +31,10 @@ interface RoundState {
   /** One accumulator per shard this worker owns, for the round's attempt. */
   accumulators: Map<number, ShardAccumulator>;
   finished: Set<number>;
+  /** Each client's update norm as the gateway measured it (for norm clipping). */
+  norms: Map<string, number>;
+  /** Shards whose partial distances this worker stored (Krum). */
+  distancesStored: Set<number>;
 }
 
 export interface WorkerDeps {
@@ -81,9 +86,13 @@ export class AggregationWorker {
         // partition it now owns: what it folded before may be replayed, and must not count twice.
         this.resetState();
         const committed = await this.d.bus.committedOffsets(this.group, Topics.updates).catch(() => []);
+        // A group without commits needs nothing older than the oldest round in progress.
+        const floors = await this.roundFloors();
+        const ends = await this.d.bus.endOffsets(Topics.updates);
         for (const p of parts) {
           const c = committed.find((o) => o.partition === p.partition);
-          const start = c && BigInt(c.offset) >= 0n ? BigInt(c.offset) : 0n;
+          const fresh = floors.get(p.partition) ?? BigInt(ends.find((o) => o.partition === p.partition)?.offset ?? '0');
+          const start = c && BigInt(c.offset) >= 0n ? BigInt(c.offset) : fresh;
           this.positions.set(p.partition, start);
           consumer.seek(Topics.updates, p.partition, start.toString());
         }
@@ -116,6 +125,20 @@ export class AggregationWorker {
     await this.consumer?.stop();
   }
 
+  /** Per partition, the lowest start offset of any round in progress. */
+  private async roundFloors(): Promise<Map<number, bigint>> {
+    const floors = new Map<number, bigint>();
+    for (const { value: a } of await listJson<{ taskId: string; round: number; attempt: number }>(this.d.store, ACTIVE_PREFIX)) {
+      const round = (await getJson<RoundRecord>(this.d.store, roundKey(a.taskId, a.round)))?.value;
+      if (!round) continue;
+      for (const [p, off] of Object.entries(round.updateStartOffsets)) {
+        const cur = floors.get(Number(p));
+        if (cur === undefined || BigInt(off) < cur) floors.set(Number(p), BigInt(off));
+      }
+    }
+    return floors;
+  }
+
   private resetState(): void {
     this.positions.clear();
     this.pending.clear();
@@ -130,7 +153,7 @@ export class AggregationWorker {
       else this.onChunk(msg);
     } catch (e) {
       // A malformed record is skipped, never fatal: the gateway validated what it produced.
-      this.d.log.warn('skipping an update record', { worker: this.id, partition: msg.partition, offset: msg.offset, err: e });
+      (msg.headers['fedmm-v'] === undefined ? this.d.log.debug : this.d.log.warn)('skipping an update record', { worker: this.id, partition: msg.partition, offset: msg.offset, err: e });
     }
   }
 
@@ -163,6 +186,7 @@ export class AggregationWorker {
       return;
     }
     this.applied.add(once);
+    st.norms.set(v.client, v.norm);
     const acc = this.accumulator(st, v.shard);
     const shard = shardAt(st.layout, v.shard, st.round.shardElements);
     const clip = st.task.privacy.mode === 'client' ? st.task.privacy.clipNorm : 0;
@@ -202,7 +226,7 @@ export class AggregationWorker {
     if (task.strategy.name !== 'fedavg' && task.strategy.name !== 'fedprox' && task.privacy.mode === 'client' && createStrategy(task.strategy).holdsAllValues) {
       throw new FedmmError('FAILED_PRECONDITION', `client-level DP clips updates inside linear strategies; ${task.strategy.name} is not linear`);
     }
-    const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set() };
+    const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set(), norms: new Map(), distancesStored: new Set() };
     this.rounds.set(key, st);
     return st;
   }
@@ -231,6 +255,16 @@ export class AggregationWorker {
         if (!owned.has(p)) continue;
         const end = BigInt(round.updateEndOffsets[String(p)] ?? '0');
         if ((this.positions.get(p) ?? 0n) < end) continue;
+        if (st.strategy.coordination === 'distances') {
+          if (!st.distancesStored.has(s)) {
+            const d = (this.accumulator(st, s) as SelectionShardAccumulator).partialDistances();
+            await this.d.store.put(distancesKey(a.taskId, a.round, a.attempt, s), JSON.stringify({
+              clientIds: d.clientIds, squared: Array.from(d.squared), squaredNorms: Array.from(d.squaredNorms),
+            }));
+            st.distancesStored.add(s);
+          }
+          if (!(await this.d.store.get(selectionKey(a.taskId, a.round, a.attempt)))) continue;
+        }
         await this.finishShard(st, s);
         st.finished.add(s);
       }
@@ -277,7 +311,21 @@ export class AggregationWorker {
           mean.set(noisy);
         }
       : undefined;
-    const values = contributors === 0 ? previous : acc.finish({ previous, ...(optimizerState ? { optimizerState } : {}), ...(perturb ? { perturb } : {}) });
+    const context = { previous, ...(optimizerState ? { optimizerState } : {}), ...(perturb ? { perturb } : {}) };
+    let values: Float32Array;
+    if (contributors === 0) {
+      values = previous;
+    } else if (st.strategy.coordination === 'norms') {
+      // Each client's norm over the whole update came with its verdicts.
+      const clip = (task.strategy as { clipNorm?: number }).clipNorm ?? 0;
+      values = (acc as ClippingShardAccumulator).finishWithScales(clippingScales(st.norms, clip), context);
+    } else if (st.strategy.coordination === 'distances') {
+      const sel = await this.d.store.get(selectionKey(task.taskId, round.number, round.attempt));
+      if (!sel) throw new FedmmError('FAILED_PRECONDITION', 'the Krum selection is not ready');
+      values = (acc as SelectionShardAccumulator).finishWithSelection(JSON.parse(sel.value) as string[], context);
+    } else {
+      values = acc.finish(context);
+    }
     if (optimizerState && contributors > 0) {
       await this.d.store.put(optimizerStateKey(task.taskId, shardIndex), Buffer.from(encodeServerOptimizerState(optimizerState)).toString('base64'));
     }
