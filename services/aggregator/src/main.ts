@@ -14,7 +14,7 @@ export interface AggregatorPeers {
   audit?: AuditPort;
 }
 
-let peerFactory: ((cfg: AggregatorConfig, addr: { privacy: string; valuation: string }) => AggregatorPeers) | undefined;
+let peerFactory: ((cfg: AggregatorConfig, addr: { privacy: string; valuation: string }, adapters: { store: import('@fedmm/store').Store; bus: import('@fedmm/bus').Bus }) => AggregatorPeers) | undefined;
 
 /** Lets the process that hosts the aggregator supply clients of the privacy and valuation services and the audit log. */
 export function setAggregatorPeers(factory: typeof peerFactory): void {
@@ -34,7 +34,7 @@ export const aggregatorModule: ServiceModule<AggregatorConfig> = {
   async start(ctx) {
     await ensureTopics(ctx.bus);
     const registry = new GrpcRegistryPort(ctx.base.peers.registry, ctx.peerCredentials);
-    const peers = peerFactory?.(ctx.config, ctx.base.peers) ?? {};
+    const peers = peerFactory?.(ctx.config, ctx.base.peers, { store: ctx.store, bus: ctx.bus }) ?? {};
     const lease = new LeaderLease(ctx.store, ctx.log, ctx.config.leaseMs);
     const coordinator = new Coordinator({
       store: ctx.store,
