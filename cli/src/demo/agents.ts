@@ -49,7 +49,7 @@ export interface AgentSpec {
 const SHOWN = new Set(['trained', 'update uploaded', 'evaluated on the local test set', 'agent started']);
 
 function fold(figures: AgentFigures, rec: Record<string, unknown>): void {
-  const num = (k: string): number => (typeof rec[k] === 'number' ? (rec[k] as number) : 0);
+  const num = (k: string): number => (typeof rec[k] === 'number' ? (rec[k]) : 0);
   switch (rec['msg']) {
     case 'update uploaded':
       figures.bytesSent += num('bytes');
@@ -106,7 +106,7 @@ export function startAgent(spec: AgentSpec): AgentProcess {
       spec.onLine(spec.tenant, line);
     }
   };
-  const streamsDone = [child.stdout!, child.stderr!].map((s) => new Promise<void>((r) => createInterface({ input: s }).on('line', onLine).on('close', () => r())));
+  const streamsDone = [child.stdout, child.stderr].map((s) => new Promise<void>((r) => createInterface({ input: s }).on('line', onLine).on('close', () => r())));
   const exited = new Promise<number | string>((resolve) => {
     child.on('error', (e) => {
       log.write(`failed to start: ${e.message}\n`);

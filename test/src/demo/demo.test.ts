@@ -25,6 +25,16 @@ function runCli(args: string[], timeoutMs: number): Promise<{ code: number | nul
 
 const isShare = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= 1;
 
+interface Setting { accuracy: number }
+interface ReportShape {
+  format: string;
+  companies: { name: string; localOnly: Setting; federated: Setting; centralized: Setting; personalized: Setting; baseOnly: Setting; gain: number; cost: { bytesSent: number; bytesReceived: number; trainingSeconds: number; roundsJoined: number } }[];
+  rounds: { number: number; received: string[]; versionId: string; accuracy: Record<string, number> }[];
+  model: { finalVersionId: string };
+  bytes: { up: number; down: number };
+  summary: { everyCompanyGains: unknown };
+}
+
 describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
   test('three company agents over mTLS publish two rounds and the report holds every figure', async () => {
     const out = tempDir('demo');
@@ -37,20 +47,20 @@ describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
     assert.match(output, /round {2}2 {3}published/);
     assert.match(output, /\[gridco +\] /, 'agent lines are printed with their company prefix');
 
-    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Record<string, any>;
-    assert.equal(report['format'], 'fedmm.demo-report');
-    assert.deepEqual(report['companies'].map((c: { name: string }) => c.name), companies);
-    for (const c of report['companies']) {
-      for (const k of ['localOnly', 'federated', 'centralized', 'personalized', 'baseOnly']) assert.ok(isShare(c[k].accuracy), `${c.name}.${k}.accuracy = ${c[k].accuracy}`);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportShape;
+    assert.equal(report.format, 'fedmm.demo-report');
+    assert.deepEqual(report.companies.map((c) => c.name), companies);
+    for (const c of report.companies) {
+      for (const k of ['localOnly', 'federated', 'centralized', 'personalized', 'baseOnly'] as const) assert.ok(isShare(c[k].accuracy), `${c.name}.${k}.accuracy = ${c[k].accuracy}`);
       assert.ok(c.cost.bytesSent > 0, `${c.name} sent bytes`);
       assert.ok(c.cost.bytesReceived > 0, `${c.name} received bytes`);
       assert.ok(c.cost.trainingSeconds > 0, `${c.name} trained`);
       assert.equal(c.cost.roundsJoined, 2);
       assert.equal(c.gain, Math.max(c.federated.accuracy, c.personalized.accuracy) - c.localOnly.accuracy);
     }
-    assert.equal(report['rounds'].length, 2);
+    assert.equal(report.rounds.length, 2);
     const versions = new Set<string>();
-    for (const [i, r] of report['rounds'].entries()) {
+    for (const [i, r] of report.rounds.entries()) {
       assert.equal(r.number, i + 1);
       assert.deepEqual([...r.received].sort(), [...companies].sort());
       assert.match(r.versionId, /\S/);
@@ -58,10 +68,10 @@ describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
       for (const c of companies) assert.ok(isShare(r.accuracy[c]));
     }
     assert.equal(versions.size, 2, 'each round published its own version');
-    assert.equal(report['model']['finalVersionId'], report['rounds'][1].versionId);
-    assert.equal(report['bytes']['up'], report['companies'].reduce((s: number, c: { cost: { bytesSent: number } }) => s + c.cost.bytesSent, 0));
-    assert.ok(report['bytes']['down'] > 0);
-    assert.equal(typeof report['summary']['everyCompanyGains'], 'boolean');
+    assert.equal(report.model.finalVersionId, report.rounds[1]!.versionId);
+    assert.equal(report.bytes.up, report.companies.reduce((s, c) => s + c.cost.bytesSent, 0));
+    assert.ok(report.bytes.down > 0);
+    assert.equal(typeof report.summary.everyCompanyGains, 'boolean');
 
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(html, /<svg/);
