@@ -57,6 +57,7 @@ export function createValuationModule(options: ValuationModuleOptions = {}): Ser
             files,
             log,
             group: config.consumerGroup,
+            topic: config.updatesTopic,
             mayKeep: async (task, round) => {
               let secure = secureTasks.get(task);
               if (secure === undefined) {
