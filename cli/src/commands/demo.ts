@@ -103,7 +103,14 @@ export const demoCommand: Command = {
 async function keepRunning(out: string): Promise<number> {
   const { startPlatform, platformHealth } = await import('../platform.js');
   const log = createLogger({ component: 'demo' }, 'warn');
-  const platform = await startPlatform({ dataDir: `${out}/platform`, log });
+  const { PkiFiles, initPkiDir } = await import('@fedmm/pki');
+  const pki = `${out}/pki`;
+  await initPkiDir(pki);
+  const platform = await startPlatform({
+    dataDir: `${out}/platform`,
+    env: { FEDMM_TLS_CERT: `${pki}/${PkiFiles.serverCert}`, FEDMM_TLS_KEY: `${pki}/${PkiFiles.serverKey}`, FEDMM_TLS_CA: `${pki}/${PkiFiles.caCert}` },
+    log,
+  });
   const health = await platformHealth(platform);
   process.stdout.write('fedmm platform (embedded adapters, one process):\n');
   for (const s of platform.services) process.stdout.write(`  ${s.name.padEnd(12)} ${s.address.padEnd(18)} ${health[s.name] ?? 'mTLS'}\n`);
@@ -113,7 +120,7 @@ async function keepRunning(out: string): Promise<number> {
     await platform.stop();
     return 1;
   }
-  process.stdout.write('running; press Ctrl-C to stop\n');
+  process.stdout.write(`gateway CA and certificates in ${pki} (fedmm pki issue-client --dir ${pki} --tenant NAME adds a company)\nrunning; press Ctrl-C to stop\n`);
   await new Promise<void>((r) => process.once('SIGINT', () => r()));
   await platform.stop();
   return 0;
