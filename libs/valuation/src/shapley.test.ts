@@ -109,7 +109,7 @@ test('a company that sends a zero update gets zero (null player)', async () => {
 test('GTG-Shapley agrees with exact Shapley on 6 companies with fewer evaluations', async () => {
   const fed = logisticFederation({
     seed: 3,
-    companies: [0, 0.15, 0.3, 0.45, 0.6, 1].map((noise, i) => ({ id: `noise-${noise}`, samples: 150, labelNoise: noise })),
+    companies: [0, 0.15, 0.3, 0.45, 0.6, 1].map((noise) => ({ id: `noise-${noise}`, samples: 150, labelNoise: noise })),
   });
   const u = new SubsetModelUtility({ ...fed, evaluate: fed.negLogLoss });
   const exact = await exactShapley(u.players, u.utility);

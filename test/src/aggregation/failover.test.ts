@@ -11,7 +11,7 @@ import { createRpcClient, hostService, type HostedService, type RpcClient } from
 import { registryModule } from '@fedmm/registry-service';
 import { aggregatorModule } from '@fedmm/aggregator-service';
 import { kafkaBrokers, serviceEnv, tempDir, uniqueId } from '../support/env.js';
-import { downloadTensors, uploadVersion, type NamedArrays } from '../support/models.js';
+import { downloadTensors, uploadVersion } from '../support/models.js';
 import { publishUpdateAsGateway } from '../support/updates.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -57,8 +57,8 @@ describe('failover on real processes, Kafka and Redis', { timeout: 240_000 }, ()
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    proc.stderr!.on('data', (b: Buffer) => log.push(...b.toString().split('\n')));
-    proc.stdout!.on('data', (b: Buffer) => log.push(...b.toString().split('\n')));
+    proc.stderr.on('data', (b: Buffer) => log.push(...b.toString().split('\n')));
+    proc.stdout.on('data', (b: Buffer) => log.push(...b.toString().split('\n')));
     const w = { proc, log };
     workers.push(w);
     return w;
@@ -72,7 +72,7 @@ describe('failover on real processes, Kafka and Redis', { timeout: 240_000 }, ()
     registry = await hostService(registryModule, serviceEnv(dir), { bus, store });
     agg = await hostService(aggregatorModule, aggEnv(), { bus, store });
     client = createRpcClient(apb.AggregatorServiceService, agg.address);
-    base = await uploadVersion(registry.address, uniqueId('m'), new Map(LAYOUT.map((t) => [t.name, { shape: t.shape, data: prev.get(t.name)! }])) as NamedArrays);
+    base = await uploadVersion(registry.address, uniqueId('m'), new Map(LAYOUT.map((t) => [t.name, { shape: t.shape, data: prev.get(t.name)! }])));
   });
 
   after(async () => {

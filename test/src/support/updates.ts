@@ -1,5 +1,5 @@
 import { Topics, type Bus } from '@fedmm/bus';
-import { CHUNK_HEADERS, RECORD_KIND_HEADER, createLayout, encodeUpdateChunk, encodeVerdict, shardAt, shardCount, sha256Hex, type ParamDType } from '@fedmm/tensor';
+import { CHUNK_HEADERS, RECORD_KIND_HEADER, createLayout, encodeUpdateChunk, encodeVerdict, shardAt, shardCount, sha256Hex } from '@fedmm/tensor';
 
 /**
  * Publishes a client's F32 update to fedmm.updates exactly as the gateway does after it validated
@@ -11,7 +11,7 @@ export async function publishUpdateAsGateway(bus: Bus, opts: {
   roundLayout: { name: string; shape: number[]; modality?: string }[]; shardElements: number;
   update: Map<string, Float32Array>; accept?: boolean; duplicate?: boolean;
 }): Promise<{ sha256: string; norm: number; shards: number }> {
-  const layout = createLayout(opts.roundLayout.map((t) => ({ name: t.name, dtype: 'F32' as ParamDType, shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
+  const layout = createLayout(opts.roundLayout.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
   const parts: Buffer[] = [];
   let sq = 0;
   for (const e of layout.entries) {

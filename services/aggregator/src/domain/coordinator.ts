@@ -349,7 +349,7 @@ export class Coordinator {
     await this.mutex.run(task.taskId, async () => {
       const cur = await this.getRound(task.taskId, r.number);
       if (cur.state !== 'aggregating' || cur.attempt !== r.attempt) return;
-      const layout = createLayout(r.layout.tensors.map((t) => ({ name: t.name, dtype: 'F32' as ParamDType, shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
+      const layout = createLayout(r.layout.tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
       const into = new Map<string, Float32Array>();
       for (const e of layout.entries) into.set(e.name, new Float32Array(e.length));
       const shards = new Set<number>();

@@ -74,9 +74,9 @@ export async function validateNewTask(t: NewTask, registry: RegistryPort): Promi
   };
   if (sel.fraction > 1) throw bad(`selection.fraction must be in (0, 1], got ${sel.fraction}`);
   if (sel.minClients > members.length) throw bad(`selection.min_clients ${sel.minClients} exceeds the ${members.length} members`);
-  const mode = (t.privacy.mode || 'none') as PrivacySettings['mode'];
+  const mode = (t.privacy.mode || 'none');
   if (!['none', 'record', 'client'].includes(mode)) throw bad(`privacy.mode ${JSON.stringify(t.privacy.mode)} must be none, record or client`);
-  const accountant = (t.privacy.accountant || 'rdp') as 'rdp' | 'pld';
+  const accountant = (t.privacy.accountant || 'rdp');
   if (accountant !== 'rdp' && accountant !== 'pld') throw bad('privacy.accountant must be rdp or pld');
   const delta = t.privacy.delta > 0 ? t.privacy.delta : 1e-5;
   let noise = t.privacy.noiseMultiplier;

@@ -9,7 +9,7 @@ import {
 } from '@fedmm/aggregation';
 import { addGaussianNoise } from '@fedmm/dp';
 import {
-  createLayout, decodeUpdateChunk, decodeVerdict, recordKind, shardAt, shardKey, type ParamDType, type Shard, type TensorLayout,
+  createLayout, decodeUpdateChunk, decodeVerdict, recordKind, shardAt, shardKey, type Shard, type TensorLayout,
 } from '@fedmm/tensor';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import { ACTIVE_PREFIX, distancesKey, optimizerStateKey, roundKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
@@ -222,7 +222,7 @@ export class AggregationWorker {
     if (!round || round.attempt !== attempt || round.state === 'published' || round.state === 'failed') return undefined;
     const task = (await getJson<TaskRecord>(this.d.store, taskKey(taskId)))?.value;
     if (!task) return undefined;
-    const layout = createLayout(round.layout.tensors.map((t) => ({ name: t.name, dtype: 'F32' as ParamDType, shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
+    const layout = createLayout(round.layout.tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
     if (task.strategy.name !== 'fedavg' && task.strategy.name !== 'fedprox' && task.privacy.mode === 'client' && createStrategy(task.strategy).holdsAllValues) {
       throw new FedmmError('FAILED_PRECONDITION', `client-level DP clips updates inside linear strategies; ${task.strategy.name} is not linear`);
     }
