@@ -8,6 +8,8 @@ import { roundCommand } from './round.js';
 import { privacyCommand } from './privacy.js';
 import { clientCommand } from './client.js';
 import { dataCommand } from './data.js';
+import { contributionsCommand } from './contributions.js';
+import { auditCommand } from './audit.js';
 
 /** Every fedmm subcommand, in the order `fedmm --help` lists them. */
 export const commands: Command[] = [
@@ -20,4 +22,6 @@ export const commands: Command[] = [
   privacyCommand,
   clientCommand,
   dataCommand,
+  contributionsCommand,
+  auditCommand,
 ];
