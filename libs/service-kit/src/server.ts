@@ -1,7 +1,6 @@
-import { Server, ServerCredentials, type MethodDefinition, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { health as healthProto } from '@fedmm/proto';
 import { FedmmError, type Logger } from '@fedmm/core';
-import { Attr, fedmmMetrics } from '@fedmm/telemetry';
 import { unary } from './handlers.js';
 
 const { HealthService, HealthCheckResponse_ServingStatus: ServingStatus } = healthProto;
@@ -56,7 +55,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningS
     return serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
   };
   server.addService(HealthService, healthImplementation(statusFor, opts.log));
-  for (const s of opts.services) server.addService(countingBytes(s.definition, opts.name), s.implementation);
+  for (const s of opts.services) server.addService(s.definition, s.implementation);
   const port = await bind(server, opts.host, opts.port, opts.credentials ?? ServerCredentials.createInsecure(), opts.name, 'FEDMM_GRPC_PORT');
   opts.log.info('gRPC server listening', { service: opts.name, address: `${opts.host}:${port}` });
   return {
@@ -131,27 +130,6 @@ function healthImplementation(statusFor: (service: string) => number, log: Logge
       call.on('close', () => clearInterval(t));
     },
   };
-}
-
-/** The service definition with each message's wire size counted into fedmm.bytes.in / fedmm.bytes.out. */
-function countingBytes(definition: ServiceDefinition, service: string): ServiceDefinition {
-  const labels = { [Attr.service]: service };
-  const out: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const [name, m] of Object.entries(definition as Record<string, MethodDefinition<unknown, unknown>>)) {
-    out[name] = {
-      ...m,
-      requestDeserialize: (buf: Buffer) => {
-        fedmmMetrics().bytesIn.add(buf.length, labels);
-        return m.requestDeserialize(buf);
-      },
-      responseSerialize: (value: unknown) => {
-        const buf = m.responseSerialize(value);
-        fedmmMetrics().bytesOut.add(buf.length, labels);
-        return buf;
-      },
-    };
-  }
-  return out;
 }
 
 function bind(server: Server, host: string, port: number, creds: ServerCredentials, what: string, portVariable: string): Promise<number> {

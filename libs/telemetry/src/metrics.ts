@@ -2,11 +2,13 @@ import { metrics, type Attributes, type Counter, type Histogram, type Observable
 
 /**
  * Every domain metric fedmm exports, named in one place. Prometheus names replace dots with
- * underscores and add _total to counters (see docs/OBSERVABILITY.md).
+ * underscores and add _total to counters (see docs/OBSERVABILITY.md). A name already holds its
+ * unit's word (seconds, bytes), so the SDK's Prometheus exporter, which adds no unit suffix, and
+ * the collector's, which adds one unless the name has it, give the same series names.
  */
 export const MetricNames = Object.freeze({
   rounds: 'fedmm.rounds',
-  roundDuration: 'fedmm.round.duration',
+  roundDuration: 'fedmm.round.duration.seconds',
   updatesReceived: 'fedmm.updates.received',
   updatesRejected: 'fedmm.updates.rejected',
   bytesIn: 'fedmm.bytes.in',

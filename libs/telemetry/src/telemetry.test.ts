@@ -43,6 +43,7 @@ describe('names', () => {
   test('metric labels are plain Prometheus label names', () => {
     for (const v of Object.values(Attr)) assert.match(v, /^[a-z_]+$/, `${v} would be renamed by Prometheus`);
     for (const v of Object.values(MetricNames)) assert.match(v, /^fedmm(\.[a-z]+)+$/);
+    assert.equal(MetricNames.roundDuration, 'fedmm.round.duration.seconds', 'the histogram name carries its unit for both Prometheus paths');
   });
 });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, FedmmError, waitFor } from '@fedmm/core';
 import { Kafka, logLevel } from 'kafkajs';
+import { Redis } from 'ioredis';
 import { KafkaBus, Topics } from '@fedmm/bus';
 import { RedisStore, type Store } from '@fedmm/store';
 import { aggregator as apb, gateway as gpb, task as tpb } from '@fedmm/proto';
@@ -12,7 +13,9 @@ import { clientCredentials, initPkiDir, readClientTlsFiles, PkiFiles } from '@fe
 import { createRpcClient, hostService, type HostedService, type RpcClient } from '@fedmm/service-kit';
 import { tracedStore } from '@fedmm/telemetry';
 import { registryModule } from '@fedmm/registry-service';
-import { aggregatorModule } from '@fedmm/aggregator-service';
+import { aggregatorModule, setAggregatorPeers } from '@fedmm/aggregator-service';
+import { privacyModule, PrivacyClient } from '@fedmm/privacy-service';
+import { valuationModule, ValuationClient, PlatformAuditLog } from '@fedmm/valuation-service';
 import { gatewayModule } from '@fedmm/gateway-service';
 import { kafkaBrokers, redisUrl, uniqueId } from '../support/env.js';
 import { uploadVersion, type NamedArrays } from '../support/models.js';
@@ -30,6 +33,8 @@ export interface Platform {
   bus: KafkaBus;
   store: Store;
   registry: HostedService;
+  privacy?: HostedService;
+  valuation?: HostedService;
   aggregator: HostedService;
   gateway: HostedService;
   coordinator: RpcClient<typeof apb.AggregatorServiceService>;
@@ -44,7 +49,7 @@ export interface Platform {
  * Commits the end of fedmm.updates for a new worker group, so its workers skip what other suites
  * left on the shared broker, as they would on a cluster of their own.
  */
-async function startGroupAtEnd(bus: KafkaBus, groupId: string): Promise<void> {
+export async function startGroupAtEnd(bus: KafkaBus, groupId: string): Promise<void> {
   await bus.ensureTopic(Topics.updates, { partitions: 8, maxMessageBytes: 2 * 1024 * 1024 });
   const ends = await bus.endOffsets(Topics.updates);
   const admin = new Kafka({ brokers: kafkaBrokers, clientId: 'observability-tests-admin', logLevel: logLevel.NOTHING }).admin();
@@ -60,24 +65,41 @@ async function startGroupAtEnd(bus: KafkaBus, groupId: string): Promise<void> {
  * Starts the platform; call after telemetry started, so its instruments are live. `redisDb` keeps
  * the coordinator's leader lease apart from other suites running at the same time.
  */
-export async function startPlatform(redisDb: number): Promise<Platform> {
+export async function startPlatform(redisDb: number, opts: { withPeers?: boolean } = {}): Promise<Platform> {
   const root = mkdtempSync(join(tmpdir(), 'fedmm-obs-'));
   const pkiDir = join(root, 'pki');
   await initPkiDir(pkiDir, { tenants: TENANTS });
   const log = createLogger({ test: 'observability' }, 'error');
   const bus = new KafkaBus({ brokers: kafkaBrokers, clientId: 'observability-tests', sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, logger: log });
-  const redis = new RedisStore(`${redisUrl.replace(/\/\d+$/, '')}/${redisDb}`);
+  const dbUrl = `${redisUrl.replace(/\/\d+$/, '')}/${redisDb}`;
+  // The database is this suite's own: leftovers of an earlier run (tasks, a lease) would interfere.
+  const admin = new Redis(dbUrl);
+  await admin.flushdb();
+  admin.disconnect();
+  const redis = new RedisStore(dbUrl);
   // What createStore does for a service that opens its own Redis connection.
   const store = tracedStore(redis);
   const common = {
     FEDMM_GRPC_HOST: '127.0.0.1', FEDMM_GRPC_PORT: '0', FEDMM_DATA_DIR: join(root, 'data'), FEDMM_SHUTDOWN_GRACE_MS: '500',
     FEDMM_SHARD_ELEMENTS: String(SHARD_ELEMENTS), FEDMM_AGGREGATOR_LEASE_MS: '5000', FEDMM_AGGREGATOR_TICK_MS: '100',
-    FEDMM_AGGREGATOR_WORKER_GROUP: uniqueId('obs-workers'), FEDMM_AGGREGATOR_USE_PRIVACY: 'false', FEDMM_AGGREGATOR_USE_VALUATION: 'false',
+    FEDMM_AGGREGATOR_WORKER_GROUP: uniqueId('obs-workers'),
   };
   const shared = { bus, store, log };
   await startGroupAtEnd(bus, common.FEDMM_AGGREGATOR_WORKER_GROUP);
   const registry = await hostService(registryModule, { ...common }, shared);
-  const aggregator = await hostService(aggregatorModule, { ...common, FEDMM_REGISTRY_ADDR: registry.address }, shared);
+  let privacy: HostedService | undefined;
+  let valuation: HostedService | undefined;
+  if (opts.withPeers) {
+    const valuationGroup = uniqueId('obs-valuation');
+    await startGroupAtEnd(bus, valuationGroup);
+    privacy = await hostService(privacyModule, { ...common }, shared);
+    valuation = await hostService(valuationModule, { ...common, FEDMM_REGISTRY_ADDR: registry.address, FEDMM_VALUATION_GROUP: valuationGroup, FEDMM_VALUATION_UPDATE_WAIT_MS: '5000' }, shared);
+    const audit = new PlatformAuditLog({ store, bus });
+    // The coordinator's peers: privacy as the fedmm binary wires it, plus valuation and the audit trail.
+    setAggregatorPeers((_cfg, addr) => ({ privacy: new PrivacyClient(addr.privacy), valuation: new ValuationClient(addr.valuation), audit: { append: async (...a) => { await audit.append(...a); } } }));
+  }
+  const peerAddrs = { FEDMM_REGISTRY_ADDR: registry.address, ...(privacy ? { FEDMM_PRIVACY_ADDR: privacy.address } : {}), ...(valuation ? { FEDMM_VALUATION_ADDR: valuation.address } : {}) };
+  const aggregator = await hostService(aggregatorModule, { ...common, ...peerAddrs, FEDMM_AGGREGATOR_USE_PRIVACY: String(!!privacy), FEDMM_AGGREGATOR_USE_VALUATION: String(!!valuation) }, shared);
   const gateway = await hostService(gatewayModule, {
     ...common,
     FEDMM_TLS_CERT: join(pkiDir, PkiFiles.serverCert), FEDMM_TLS_KEY: join(pkiDir, PkiFiles.serverKey), FEDMM_TLS_CA: join(pkiDir, PkiFiles.caCert),
@@ -88,7 +110,7 @@ export async function startPlatform(redisDb: number): Promise<Platform> {
   const baseVersion = await uploadVersion(registry.address, uniqueId('obs-model'), arrays);
   const agents: RpcClient<typeof gpb.GatewayServiceService>[] = [];
   return {
-    bus, store, registry, aggregator, gateway, coordinator, baseVersion,
+    bus, store, registry, ...(privacy ? { privacy } : {}), ...(valuation ? { valuation } : {}), aggregator, gateway, coordinator, baseVersion,
     agent(tenant) {
       const c = createRpcClient(gpb.GatewayServiceService, `localhost:${gateway.port}`, clientCredentials(readClientTlsFiles(pkiDir, tenant)));
       agents.push(c);
@@ -117,6 +139,8 @@ export async function startPlatform(redisDb: number): Promise<Platform> {
       coordinator.close();
       await gateway.stop();
       await aggregator.stop();
+      await valuation?.stop();
+      await privacy?.stop();
       await registry.stop();
       await bus.close();
       await store.close();

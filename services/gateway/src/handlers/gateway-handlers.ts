@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { FedmmError, type Logger } from '@fedmm/core';
+import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
 import { gateway as pb, registry as rpb } from '@fedmm/proto';
 import { tenantFromCall, type AuthContextLike, type CallWithAuthContext } from '@fedmm/pki';
 import { clientStream, fromServiceError, serverStream, unary, type CallContext, type RpcClient, type ServiceBinding } from '@fedmm/service-kit';
@@ -97,6 +97,10 @@ export function gatewayBinding(d: GatewayHandlerDeps): ServiceBinding {
           await d.limits.throttle(tenant, bytes, ctx.signal);
           m.bytesIn.add(bytes, { service: 'gateway' });
         });
+      } catch (e) {
+        // A client that hung up was not refused; everything else is a rejection, by status code.
+        if (!ctx.signal.aborted) m.updatesRejected.add(1, { reason: isFedmmError(e) ? e.code.toLowerCase() : 'internal' });
+        throw e;
       } finally {
         release();
       }
