@@ -54,7 +54,7 @@ function reassemble(t: FakeTask, chunks: BusMessage[]) {
     seen.add(id);
     perShard.set(c.shard, (perShard.get(c.shard) ?? 0) + 1);
     assert.equal(m.key, `1/${c.shard}`);
-    flat.set(c.values as Float32Array, c.elementOffset);
+    flat.set(c.values, c.elementOffset);
   }
   return { layout, flat, perShard };
 }

@@ -55,7 +55,7 @@ export class UpdateDecoder {
     }
     while (at < data.length) {
       const e = entries[this.#tensor]!;
-      const size = bytesPerElement(e.dtype as ParamDType);
+      const size = bytesPerElement(e.dtype);
       if (this.#carryLength > 0 || data.length - at < size) {
         // An element split between pieces: collect its bytes, decode it alone.
         const take = Math.min(size - this.#carryLength, data.length - at);
@@ -64,12 +64,12 @@ export class UpdateDecoder {
         at += take;
         if (this.#carryLength < size) break;
         this.#carryLength = 0;
-        this.#decode(e.dtype as ParamDType, this.#carry.subarray(0, size), 1, out);
+        this.#decode(e.dtype, this.#carry.subarray(0, size), 1, out);
         continue;
       }
       const record = this.plan.records[this.#record]!;
       const n = Math.min(Math.floor((data.length - at) / size), e.length - this.#element, record.count - this.#fill);
-      this.#decode(e.dtype as ParamDType, data.subarray(at, at + n * size), n, out);
+      this.#decode(e.dtype, data.subarray(at, at + n * size), n, out);
       at += n * size;
     }
     this.#processed += data.length;

@@ -102,7 +102,7 @@ export function planUpdate(header: UploadHeaderInfo, policy: UploadPolicy, round
     const g0 = roundByName.get(e.name)!.offset;
     globalOffsets.push(g0);
     scales.push(scaleByName.get(e.name));
-    const size = bytesPerElement(e.dtype as ParamDType);
+    const size = bytesPerElement(e.dtype);
     let cursor = g0;
     const end = g0 + e.length;
     while (cursor < end) {

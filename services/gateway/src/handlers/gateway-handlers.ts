@@ -28,7 +28,7 @@ export interface GatewayHandlerDeps {
 const tenantOf = (ctx: CallContext): string => tenantFromCall(ctx.call as CallWithAuthContext);
 
 function certificatePemOf(ctx: CallContext): string {
-  const auth = (ctx.call as CallWithAuthContext).getAuthContext?.() as AuthContextLike | null | undefined;
+  const auth = (ctx.call as CallWithAuthContext).getAuthContext?.();
   const raw = auth?.sslPeerCertificate?.raw;
   if (!raw) throw new FedmmError('UNAUTHENTICATED', 'the connection carries no client certificate; connect with the certificate issued for your tenant');
   return new X509Certificate(raw).toString();
