@@ -104,6 +104,8 @@ export async function startPlatform(redisDb: number, opts: { withPeers?: boolean
     ...common,
     FEDMM_TLS_CERT: join(pkiDir, PkiFiles.serverCert), FEDMM_TLS_KEY: join(pkiDir, PkiFiles.serverKey), FEDMM_TLS_CA: join(pkiDir, PkiFiles.caCert),
     FEDMM_AGGREGATOR_ADDR: aggregator.address, FEDMM_REGISTRY_ADDR: registry.address,
+    // What the chart sets: kubelet probes reach a plaintext health-only port.
+    FEDMM_HEALTH_PORT: '0',
   }, shared);
   const coordinator = createRpcClient(apb.AggregatorServiceService, aggregator.address);
   const arrays: NamedArrays = new Map(LAYOUT.map((t) => [t.name, { shape: t.shape, data: new Float32Array(t.shape.reduce((a, b) => a * b, 1)), ...(t.modality ? { modality: t.modality } : {}) }]));

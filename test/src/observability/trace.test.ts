@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { startTestTelemetry } from '@fedmm/telemetry';
-import { waitFor } from '@fedmm/core';
+import { FedmmError, waitFor } from '@fedmm/core';
+import { checkHealth } from '@fedmm/service-kit';
 import { buildUpdate, upload } from '../gateway/updates.js';
 import { LAYOUT, startPlatform, type Platform } from './platform.js';
 
@@ -86,4 +87,13 @@ test('one upload is one trace: agent, gateway, coordinator, Kafka, worker and Re
   // The gateway's own Redis calls (upload session state) are traced too.
   assert.ok(spans.some((s) => s.attributes['db.system'] === 'redis' && parentOf(s) === gateway));
   for (const s of spans) assert.equal(s.resource.attributes['service.name'], 'fedmm-platform');
+});
+
+test('the mTLS gateway answers plaintext health probes on its health port only', async () => {
+  const health = p.gateway.healthServer;
+  assert.ok(health, 'FEDMM_HEALTH_PORT starts a health server');
+  assert.equal(await checkHealth(health.address), 'SERVING');
+  assert.equal(await checkHealth(health.address, { service: 'fedmm.v1.GatewayService' }), 'SERVING');
+  // A probe without a client certificate cannot speak to the main port.
+  await assert.rejects(checkHealth(p.gateway.address, { deadlineMs: 2000 }), (e: unknown) => e instanceof FedmmError && e.code === 'UNAVAILABLE');
 });
