@@ -1,11 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelCredentials } from '@grpc/grpc-js';
+import { dataLoss } from '@fedmm/core';
+import type { TensorMap } from '@fedmm/model';
+import { crc32c, parseSafetensors, toFloat32 } from '@fedmm/tensor';
 import { roundKey, taskKey, GrpcRegistryPort, type RoundRecord, type TaskRecord } from '@fedmm/aggregator-service';
 import { registry as rpb } from '@fedmm/proto';
 import { createRpcClient } from '@fedmm/service-kit';
 import { getJson, storeKey, updateJson, type Store } from '@fedmm/store';
 import type { AccessRuleSink, ContributionRepo, EvaluatorSource, ParamsSource, RoundSource, SecureAggregates } from './domain/ports.js';
+import type { VersionArtifact } from './domain/model-evaluator.js';
 import type { ContributionState } from './domain/types.js';
 
 /** The store key of a task's contribution state. */
@@ -105,3 +109,48 @@ export function validationDirOf(dir: string, taskId: string): string | undefined
 
 /** No validation sets anywhere: every task uses the fallback utility. */
 export const noValidationSets: EvaluatorSource = () => Promise.resolve(undefined);
+
+/** Version artifacts (tensors, metadata, kind and parent) downloaded from the registry; versions are immutable, so cached. */
+export function registryArtifacts(address: string, creds: ChannelCredentials): { artifact: (versionId: string) => Promise<VersionArtifact>; close(): void } {
+  const client = createRpcClient(rpb.RegistryServiceService, address, creds);
+  const cache = new Map<string, Promise<VersionArtifact>>();
+  const fetch = async (versionId: string): Promise<VersionArtifact> => {
+    const parts: Buffer[] = [];
+    let version: rpb.ModelVersion | undefined;
+    await new Promise<void>((resolve, reject) => {
+      const stream = client.downloadVersion({ versionId, offset: 0, tenant: '', chunkSize: 1024 * 1024 });
+      stream.on('data', (m: rpb.DownloadVersionResponse) => {
+        if (m.version) version = m.version;
+        if (m.chunk) {
+          if (crc32c(m.chunk.data) !== m.chunk.crc32c) {
+            stream.cancel();
+            reject(dataLoss(`chunk at ${m.chunk.offset} of version ${versionId} failed its CRC-32C check; retry`));
+            return;
+          }
+          parts.push(Buffer.from(m.chunk.data));
+        }
+      });
+      stream.on('error', reject);
+      stream.on('end', () => resolve());
+    });
+    const bytes = Buffer.concat(parts);
+    if (!version || bytes.byteLength !== version.artifactSize) throw dataLoss(`downloaded ${bytes.byteLength} bytes of version ${versionId}, expected ${version?.artifactSize ?? '?'}; retry`);
+    const parsed = parseSafetensors(bytes);
+    const tensors: TensorMap = new Map();
+    for (const [name, t] of parsed.tensors) tensors.set(name, { shape: [...t.shape], data: Float32Array.from(toFloat32(t)) });
+    return { kind: version.kind === rpb.ModelKind.MODEL_KIND_BASE ? 'base' : 'adapter', parentVersionId: version.parentVersionId, tensors, metadata: parsed.header.metadata ?? {} };
+  };
+  return {
+    artifact: (versionId) => {
+      let hit = cache.get(versionId);
+      if (!hit) {
+        if (cache.size >= 16) cache.delete(cache.keys().next().value!);
+        hit = fetch(versionId);
+        hit.catch(() => cache.delete(versionId));
+        cache.set(versionId, hit);
+      }
+      return hit;
+    },
+    close: () => client.close(),
+  };
+}

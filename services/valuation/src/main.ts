@@ -1,7 +1,7 @@
 import { PlatformAuditLog } from '@fedmm/audit';
 import type { ServiceContext, ServiceModule } from '@fedmm/service-kit';
 import {
-  noValidationSets, registryAccessRules, registryParams, storeContributionRepo, storeRoundSource, wholeRoundSecureAggregates,
+  registryAccessRules, registryArtifacts, validationDirOf, registryParams, storeContributionRepo, storeRoundSource, wholeRoundSecureAggregates,
 } from './adapters.js';
 import { readValuationConfig, type ValuationConfig } from './config.js';
 import type { EvaluatorSource, ParamsSource, SecureAggregates } from './domain/ports.js';
@@ -34,7 +34,8 @@ export function createValuationModule(options: ValuationModuleOptions = {}): Ser
       const audit = new PlatformAuditLog({ store, bus });
       const rounds = storeRoundSource(store);
       const repo = storeContributionRepo(store);
-      const evaluators = options.evaluators?.(ctx, registry.params) ?? (await defaultEvaluators(ctx, registry.params));
+      const defaults = defaultEvaluators(ctx);
+      const evaluators = options.evaluators?.(ctx, registry.params) ?? defaults.source;
       const scorer = new Scorer({
         rounds,
         params: registry.params,
@@ -84,14 +85,35 @@ export function createValuationModule(options: ValuationModuleOptions = {}): Ser
           await collector?.stop();
           registry.close();
           access.close();
+          defaults.close();
         },
       };
     },
   };
 }
 
-function defaultEvaluators(_ctx: ServiceContext<ValuationConfig>, _params: ParamsSource): Promise<EvaluatorSource> {
-  return Promise.resolve(noValidationSets);
+/**
+ * Tasks with a validation set at FEDMM_VALUATION_DATA_DIR/<task> are valued by model accuracy; the
+ * model library (TensorFlow.js) loads only once such a task is scored.
+ */
+function defaultEvaluators(ctx: ServiceContext<ValuationConfig>): { source: EvaluatorSource; close(): void } {
+  const artifacts = registryArtifacts(ctx.base.peers.registry, ctx.peerCredentials);
+  let source: Promise<EvaluatorSource> | undefined;
+  return {
+    source: async (task, round) => {
+      if (!validationDirOf(ctx.config.validationDataDir, task.taskId)) return undefined;
+      source ??= Promise.all([import('./domain/model-evaluator.js'), import('@fedmm/model')]).then(([m, model]) =>
+        m.modelEvaluators({
+          validationDir: (id) => validationDirOf(ctx.config.validationDataDir, id),
+          artifact: artifacts.artifact,
+          loadBase: (a) => model.loadBase({ tensors: a.tensors, metadata: { ...a.metadata } }),
+          log: ctx.log,
+        }),
+      );
+      return (await source)(task, round);
+    },
+    close: () => artifacts.close(),
+  };
 }
 
 /** The valuation service: contributions, rewards and access tiers; it also serves the audit trail. */
