@@ -1,7 +1,7 @@
 import { FedmmError } from '@fedmm/core';
 import {
   DEFAULT_SHARD_ELEMENTS, MAX_CHUNK_VALUE_BYTES, PARAM_DTYPES, bytesPerElement, checkScale, createLayout, isParamDType, isSha256Hex,
-  type LayoutTensor, type ParamDType, type TensorLayout,
+  type LayoutTensor, type TensorLayout,
 } from '@fedmm/tensor';
 import type { UploadHeaderInfo, UploadPolicy } from './types.js';
 

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
 import { gateway as pb, registry as rpb } from '@fedmm/proto';
-import { tenantFromCall, type AuthContextLike, type CallWithAuthContext } from '@fedmm/pki';
+import { tenantFromCall, type CallWithAuthContext } from '@fedmm/pki';
 import { clientStream, fromServiceError, serverStream, unary, type CallContext, type RpcClient, type ServiceBinding } from '@fedmm/service-kit';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import { currentRoundOpened, selectedRound, taskForMember } from '../domain/members.js';
