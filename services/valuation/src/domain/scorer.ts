@@ -45,7 +45,7 @@ export class Scorer {
   }
 
   /** Scores a round of a task (idempotent per round). */
-  scoreRound(taskId: string, roundNumber: number): Promise<ScoredRound> {
+  async scoreRound(taskId: string, roundNumber: number): Promise<ScoredRound> {
     if (!taskId) throw invalidArgument('ScoreRound needs a task id');
     if (!Number.isInteger(roundNumber) || roundNumber < 1) throw invalidArgument(`round ${roundNumber} is not a round number; rounds count from 1`);
     return this.#mutex.run(taskId, async () => {
