@@ -1,6 +1,6 @@
 import type { Logger } from '@fedmm/core';
 import { Topics, type Bus, type BusMessage, type Consumer } from '@fedmm/bus';
-import { decodeBf16, decodeF16, decodeUpdateChunk, decodeVerdict, dequantizeInt8, recordKind, type DecodedUpdateChunk } from '@fedmm/tensor';
+import { CHUNK_HEADERS, decodeBf16, decodeF16, decodeUpdateChunk, decodeVerdict, dequantizeInt8, recordKind, type DecodedUpdateChunk } from '@fedmm/tensor';
 import type { UpdateFiles, UpdatePiece } from './update-files.js';
 
 export interface UpdateCollectorOptions {
@@ -73,8 +73,11 @@ export class UpdateCollector {
   }
 
   async #onChunk(msg: BusMessage): Promise<void> {
+    // Decide from the headers alone, so that values of a secure task are never even decoded.
+    const task = msg.headers[CHUNK_HEADERS.task];
+    const round = Number(msg.headers[CHUNK_HEADERS.round]);
+    if (task === undefined || !Number.isSafeInteger(round) || !(await this.#o.mayKeep(task, round))) return;
     const c = decodeUpdateChunk(msg.headers, msg.value, { requireFinite: true });
-    if (!(await this.#o.mayKeep(c.task, c.round))) return;
     const key = `${c.task}/${c.round}/${c.client}/${c.updateSha256 ?? ''}/${c.shard}`;
     let p = this.#pending.get(key);
     if (!p) this.#pending.set(key, (p = { firstOffset: BigInt(msg.offset), partition: msg.partition, pieces: new Map() }));
