@@ -1,8 +1,8 @@
 import { failedPrecondition, FedmmError, invalidArgument, KeyedMutex, notFound, type Logger } from '@fedmm/core';
 import { createLayout, type TensorLayout } from '@fedmm/tensor';
 import {
-  accessTier, accumulate, compileAccessTiers, compileRewardRule, leaveOneOut, rewardShares, roundShare, runShapley, secureGroupShapley,
-  SubsetModelUtility, type AccessTierConfig, type EvaluateFn, type RewardRule, type ShapleyMethod, type ValuationResult,
+  accessTier, accumulate, compileAccessTiers, compileRewardRule, leaveOneOut, rewardShares, runShapley, secureGroupShapley,
+  SubsetModelUtility, type AccessTierConfig, type AggregateFn, type EvaluateFn, type RewardRule, type ShapleyMethod, type ValuationResult,
 } from '@fedmm/valuation';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import type {
@@ -95,9 +95,9 @@ export class Scorer {
     );
     const previous = flatten(layout, round.inputVersionId ? await this.#o.params(round.inputVersionId) : new Map());
     const totalWeight = updates.reduce((s, u) => s + u.weight, 0);
-    const aggregate = roundShare(totalWeight);
+    const aggregate = shareOfRound(totalWeight);
     const { evaluate, utility } = await this.#evaluateFn(task, round, layout, previous, async () => addFlat(previous, await aggregate(updates)));
-    const u = new SubsetModelUtility({ previous, updates, evaluate, aggregate });
+    const u = new SubsetModelUtility({ previous, updates, evaluate, aggregate, apply: addFlat });
     const method = this.#method(task, players.length, round);
     const result = method === 'leave-one-out' ? await leaveOneOut(players, u.utility) : await runShapley(players, u.utility, method);
     return valuationOf(round, result, utility, false);
@@ -185,15 +185,30 @@ export function consensusDistance(previous: Float32Array, full: Float32Array): E
 function distance(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    const d = a[i]! - b[i]!;
     s += d * d;
   }
   return Math.sqrt(s);
 }
 
+/**
+ * The library's roundShare (each update weighted by its share of the round, absent = zero) in one
+ * tight float32 pass per update: candidate models are built 2^n times per round.
+ */
+function shareOfRound(totalWeight: number): AggregateFn {
+  return (updates) => {
+    const out = new Float32Array(updates[0]?.update.length ?? 0);
+    for (const { update, weight } of updates) {
+      const f = weight / totalWeight;
+      for (let i = 0; i < out.length; i++) out[i]! += f * update[i]!;
+    }
+    return out;
+  };
+}
+
 function addFlat(a: Float32Array, b: Float32Array): Float32Array {
   const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = (a[i] ?? 0) + (b[i] ?? 0);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
   return out;
 }
 
