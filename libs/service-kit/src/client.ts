@@ -70,6 +70,8 @@ export function createRpcClient<D extends Record<string, MethodDef>>(
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_receive_message_length': 8 * 1024 * 1024,
     'grpc.max_send_message_length': 8 * 1024 * 1024,
+    // Node's default 64 KiB HTTP/2 window caps downloads far below the link.
+    'grpc-node.flow_control_window': 8 * 1024 * 1024,
     ...channelOptions,
   });
   const out: Record<string, unknown> = { close: () => client.close(), raw: client };

@@ -57,6 +57,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningS
   server.addService(HealthService, healthImplementation(statusFor, opts.log));
   for (const s of opts.services) server.addService(s.definition, s.implementation);
   const port = await bind(server, opts.host, opts.port, opts.credentials ?? ServerCredentials.createInsecure(), opts.name, 'FEDMM_GRPC_PORT');
+  widenFlowControl(server);
   opts.log.info('gRPC server listening', { service: opts.name, address: `${opts.host}:${port}` });
   return {
     port,
@@ -153,4 +154,26 @@ function drain(server: Server, graceMs: number, name: string, log: Logger): Prom
       resolve();
     });
   });
+}
+
+/** HTTP/2 flow-control window of server sessions: Node's default (64 KiB) caps a stream far below the link. */
+const FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
+
+/**
+ * Raises the connection and stream windows of every HTTP/2 session the server accepts. grpc-js
+ * exposes no server option for it, so this reaches its HTTP/2 servers through the (stable) private
+ * map and uses Node's public Http2Session API.
+ */
+function widenFlowControl(server: Server): void {
+  const servers = (server as unknown as { http2Servers?: Map<import('node:http2').Http2Server, unknown> }).http2Servers;
+  for (const h2 of servers?.keys() ?? []) {
+    h2.on('session', (session: import('node:http2').ServerHttp2Session) => {
+      try {
+        session.setLocalWindowSize(FLOW_CONTROL_WINDOW);
+        session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW });
+      } catch {
+        // A session that closed at once needs no window.
+      }
+    });
+  }
 }
