@@ -16,6 +16,7 @@ import { AgentState, type RoundEntry } from './state.js';
 import { toModelSamples, trainRound } from './training.js';
 import type { UpdatePayload } from './update-payload.js';
 import { buildUpdatePayload } from './update-payload.js';
+import { flattenUpdate, maskedPayload, SecAggSession } from './secagg.js';
 
 /** How the agent's part in one round ended. */
 export type RoundOutcome =
@@ -184,37 +185,80 @@ export class Agent {
       this.state.set({ task: taskId, round, attempt, status: 'missed', reason: 'deadline passed before the agent saw the round' });
       return { status: 'missed', reason: 'deadline passed' };
     }
+    if (opened.privacy?.secureAggregation) return this.#joinSecureRound(taskId, round, opened, signal, log);
     let saved: { meta: SavedUpdate; payload: UpdatePayload };
     try {
-      const model = await this.models.loadRound(opened.inputVersionId, signal);
-      const data = await this.#samples(model.baseVersionId, model.base.tokenizer, model.base.config.numClasses);
-      log.info('training', { samples: data.train.length, input: opened.inputVersionId });
-      const trained = trainRound({ model, samples: data.train, opened, taskId, round, seed: this.config.seed, onProgress: trainingProgress(`[${taskId} r${round}] train`, this.#progress) });
-      const s = trained.result.stats;
-      log.info('trained', { epochs: s.epochs, steps: s.steps, seconds: s.seconds, samplesPerSec: Math.round(s.samplesPerSec), updateNorm: trained.result.stats.updateNorm, clipped: trained.result.stats.clipped, config: trained.config });
-      const payload = buildUpdatePayload(trained.delta);
-      const uploadId = `${tenant}.${taskId}.r${round}.a${attempt}.${randomBytes(6).toString('hex')}`;
-      const meta: SavedUpdate = {
-        uploadId,
-        sha256: payload.sha256,
-        tensors: payload.layout.entries.map((e) => ({ name: e.name, shape: [...e.shape], ...(e.modality ? { modality: e.modality } : {}) })),
-        numExamples: trained.numExamples,
-        dp: trained.dp,
-      };
-      saved = { meta, payload };
+      saved = await this.#prepare(taskId, round, opened, signal, log);
     } catch (e) {
-      if (signal?.aborted) throw e;
-      const reason = (e as Error).message;
-      log.error('could not prepare the update', { err: e });
-      if (!(e instanceof FedmmError) || !['UNAVAILABLE', 'DEADLINE_EXCEEDED'].includes(e.code)) this.state.set({ task: taskId, round, attempt, status: 'failed', reason });
-      return { status: 'failed', reason };
+      return this.#prepareFailed(taskId, round, attempt, e, signal, log);
     }
+    return this.#uploadSaved(taskId, round, attempt, saved, signal, log);
+  }
+
+  /**
+   * A round under secure aggregation: the key exchange (stages 0 and 1) runs while the model
+   * trains; the update is clipped to the task's clip norm and masked, the masked words are uploaded
+   * through the usual path, and the agent then reveals the shares the coordinator asks for, once.
+   */
+  async #joinSecureRound(taskId: string, round: number, opened: epb.RoundOpened, signal: AbortSignal | undefined, log: Logger): Promise<RoundOutcome> {
+    const attempt = opened.attempt;
+    const session = new SecAggSession({ connection: this.connection, taskId, round, attempt, tenant: this.config.tenant, deadlineUnixMs: opened.deadlineUnixMs, log });
+    let saved: { meta: SavedUpdate; payload: UpdatePayload };
+    try {
+      const [, plain] = await Promise.all([session.handshake(signal), this.#prepare(taskId, round, opened, signal, log)]);
+      const words = await session.mask(flattenUpdate(plain.payload), opened.privacy?.clipNorm ?? 0, signal);
+      const payload = maskedPayload(plain.payload.layout, words);
+      saved = { meta: { ...plain.meta, sha256: payload.sha256 }, payload };
+    } catch (e) {
+      return this.#prepareFailed(taskId, round, attempt, e, signal, log);
+    }
+    const outcome = await this.#uploadSaved(taskId, round, attempt, saved, signal, log);
+    if (outcome.status === 'uploaded') {
+      await session.unmask(signal).then(
+        () => log.info('revealed the unmasking shares', {}),
+        (e: unknown) => { if (!signal?.aborted) log.warn('could not answer the unmask request; the round relies on the other survivors', { err: e }); },
+      );
+    }
+    return outcome;
+  }
+
+  #prepareFailed(taskId: string, round: number, attempt: number, e: unknown, signal: AbortSignal | undefined, log: Logger): RoundOutcome {
+    if (signal?.aborted) throw e;
+    const reason = (e as Error).message;
+    log.error('could not prepare the update', { err: e });
+    if (!(e instanceof FedmmError) || !['UNAVAILABLE', 'DEADLINE_EXCEEDED'].includes(e.code)) this.state.set({ task: taskId, round, attempt, status: 'failed', reason });
+    return { status: 'failed', reason };
+  }
+
+  async #uploadSaved(taskId: string, round: number, attempt: number, saved: { meta: SavedUpdate; payload: UpdatePayload }, signal: AbortSignal | undefined, log: Logger): Promise<RoundOutcome> {
     // The update is on disk and the state says 'uploading' before the first byte goes out.
     const file = join('updates', saved.meta.uploadId);
     writeFileAtomic(join(this.config.workDir, `${file}.bin`), saved.payload.bytes);
     writeFileAtomic(join(this.config.workDir, `${file}.json`), JSON.stringify(saved.meta, null, 2) + '\n');
     const uploading = this.state.set({ task: taskId, round, attempt, status: 'uploading', uploadId: saved.meta.uploadId, sha256: saved.payload.sha256, updateFile: file });
     return this.#upload(uploading, saved, false, signal, log);
+  }
+
+  /** Trains the round and builds the update (F32 delta in layout order). */
+  async #prepare(taskId: string, round: number, opened: epb.RoundOpened, signal: AbortSignal | undefined, log: Logger): Promise<{ meta: SavedUpdate; payload: UpdatePayload }> {
+    const { tenant } = this.config;
+    const attempt = opened.attempt;
+    const model = await this.models.loadRound(opened.inputVersionId, signal);
+    const data = await this.#samples(model.baseVersionId, model.base.tokenizer, model.base.config.numClasses);
+    log.info('training', { samples: data.train.length, input: opened.inputVersionId });
+    const trained = trainRound({ model, samples: data.train, opened, taskId, round, seed: this.config.seed, onProgress: trainingProgress(`[${taskId} r${round}] train`, this.#progress) });
+    const s = trained.result.stats;
+    log.info('trained', { epochs: s.epochs, steps: s.steps, seconds: s.seconds, samplesPerSec: Math.round(s.samplesPerSec), updateNorm: trained.result.stats.updateNorm, clipped: trained.result.stats.clipped, config: trained.config });
+    const payload = buildUpdatePayload(trained.delta);
+    const uploadId = `${tenant}.${taskId}.r${round}.a${attempt}.${randomBytes(6).toString('hex')}`;
+    const meta: SavedUpdate = {
+      uploadId,
+      sha256: payload.sha256,
+      tensors: payload.layout.entries.map((e) => ({ name: e.name, shape: [...e.shape], ...(e.modality ? { modality: e.modality } : {}) })),
+      numExamples: trained.numExamples,
+      dp: trained.dp,
+    };
+    return { meta, payload };
   }
 
   #readSaved(entry: RoundEntry): { meta: SavedUpdate; payload: UpdatePayload } {

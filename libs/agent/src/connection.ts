@@ -123,6 +123,17 @@ export class GatewayConnection {
     await this.#retry(`AcceptTerms ${task.taskId}`, () => this.#client.acceptTerms({ taskId: task.taskId, termsDigest: task.termsDigest, signature }, { deadlineMs: this.#callTimeoutMs }), signal);
   }
 
+  /** Relays secure-aggregation messages of one stage (to peers or to the coordinator). */
+  async sendSecAggMessages(taskId: string, round: number, stage: number, messages: { to: string; payload: Uint8Array }[], signal?: AbortSignal): Promise<void> {
+    const req = { taskId, round, stage, messages: messages.map((m) => ({ from: '', to: m.to, stage, payload: Buffer.from(m.payload) })) };
+    await this.#retry(`SendSecAggMessages ${taskId} round ${round} stage ${stage}`, () => this.#client.sendSecAggMessages(req, { deadlineMs: this.#callTimeoutMs }), signal);
+  }
+
+  /** Long-polls the secure-aggregation messages addressed to this tenant at a stage, waiting up to `waitSeconds`. */
+  async receiveSecAggMessages(taskId: string, round: number, stage: number, waitSeconds: number, signal?: AbortSignal): Promise<gpb.ReceiveSecAggMessagesResponse> {
+    return this.#retry(`ReceiveSecAggMessages ${taskId} round ${round} stage ${stage}`, () => this.#client.receiveSecAggMessages({ taskId, round, stage, waitSeconds }, { deadlineMs: this.#callTimeoutMs + waitSeconds * 1000 }), signal);
+  }
+
   /** A version's metadata (the first message of its download; the stream is then cancelled). */
   async describeVersion(versionId: string, signal?: AbortSignal): Promise<rpb.ModelVersion> {
     return this.#retry(`describe version ${versionId}`, () => new Promise<rpb.ModelVersion>((resolve, reject) => {

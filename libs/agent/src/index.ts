@@ -10,3 +10,4 @@ export * from './evaluate.js';
 export * from './progress.js';
 export * from './config.js';
 export * from './agent.js';
+export { SecAggSession, clipToNorm, flattenUpdate, maskedPayload, type SecureRoundOptions } from './secagg.js';

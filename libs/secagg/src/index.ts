@@ -38,3 +38,14 @@ export { applyMask, applyMasks, MASK_SEED_BYTES, maskRange, type SignedSeed } fr
 export { addInto, subtractFrom } from './ring.js';
 export { neighbourGraph } from './neighbours.js';
 export { seededRandom, systemRandom, type RandomSource } from './random.js';
+export {
+  decodeSecAggMessage,
+  encodeSecAggMessage,
+  relayInboxParts,
+  relayKeyParts,
+  relayRoundParts,
+  relayStageOf,
+  SECAGG_SERVER_PARTY,
+  SECAGG_STAGES,
+  type RelayEntry,
+} from './wire.js';

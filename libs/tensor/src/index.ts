@@ -9,3 +9,4 @@ export * from './chunk.js';
 export * from './upload.js';
 export * from './peft.js';
 export * from './verdict.js';
+export * from './masked-chunk.js';

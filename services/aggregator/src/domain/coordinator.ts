@@ -1,4 +1,5 @@
 import { FedmmError, KeyedMutex, type Logger } from '@fedmm/core';
+import { context, trace, type Link } from '@opentelemetry/api';
 import { Topics, type Bus } from '@fedmm/bus';
 import { getJson, listJson, type Store } from '@fedmm/store';
 import { events as epb } from '@fedmm/proto';
@@ -11,6 +12,7 @@ import { createStrategy, selectKrum, sumPartialDistances } from '@fedmm/aggregat
 import type { ReceivedUpdate, RoundRecord, RoundState, TaskRecord } from './types.js';
 import type { AuditPort, MechanismEvent, PrivacyPort, RegistryPort, ValuationPort } from '../ports/index.js';
 import { validateNewTask, type NewTask } from './task-validation.js';
+import { SecAggDriver } from '../secagg/driver.js';
 
 export interface CoordinatorDeps {
   store: Store;
@@ -42,9 +44,14 @@ export class Coordinator {
   private timer: NodeJS.Timeout | undefined;
   private readonly shardElements: number;
   private stopped = false;
+  private readonly secagg: SecAggDriver;
 
   constructor(private readonly d: CoordinatorDeps) {
     this.shardElements = d.shardElements ?? DEFAULT_SHARD_ELEMENTS;
+    this.secagg = new SecAggDriver(d.store, async (writes) => {
+      const ok = await d.store.atomic([d.lease.fence()], writes);
+      if (!ok) throw new FedmmError('ABORTED', 'the coordinator lost its lease while writing; the new leader continues the round');
+    }, d.log);
   }
 
   start(): void {
@@ -188,7 +195,9 @@ export class Coordinator {
         metrics: {},
       };
       try {
+        if (task.privacy.secureAggregation) round.secagg = this.secagg.plan(task, round, layout.totalElements);
         await this.fencedPut(roundKey(taskId, n), round);
+        if (round.secagg) await this.secagg.sendSetup(round);
         await this.fencedPut(activeKey(taskId), { taskId, round: n, attempt });
         await this.fencedPut(taskKey(taskId), { ...task, currentRound: n, state: 'running' });
       } catch (e) {
@@ -240,6 +249,7 @@ export class Coordinator {
     if (r.state !== 'open' && r.state !== 'collecting') throw new FedmmError('FAILED_PRECONDITION', `round ${n} of task ${taskId} is ${r.state}, not open for uploads`);
     if (!r.selected.includes(tenant)) throw new FedmmError('PERMISSION_DENIED', `tenant ${tenant} was not selected for round ${n} of task ${taskId}`);
     if (r.received.some((u) => u.tenant === tenant)) throw new FedmmError('ALREADY_EXISTS', `tenant ${tenant} already uploaded its update for round ${n} of task ${taskId}`);
+    if (r.secagg) checkMaskedUploadAllowed(r, tenant);
     return { round: r, task };
   }
 
@@ -254,11 +264,15 @@ export class Coordinator {
         if (r.received.some((x) => x.tenant === u.tenant && x.sha256 === u.sha256)) return false;
         throw new FedmmError('ALREADY_EXISTS', `tenant ${u.tenant} already has an update in round ${n}`);
       }
-      const next: RoundRecord = { ...r, state: 'collecting', received: [...r.received, u] };
+      // A masked upload is the stage-2 receipt of secure aggregation.
+      if (r.secagg) checkMaskedUploadAllowed(r, u.tenant);
+      const sc = trace.getSpan(context.active())?.spanContext();
+      const withTrace: ReceivedUpdate = sc ? { ...u, trace: { traceId: sc.traceId, spanId: sc.spanId } } : u;
+      const next: RoundRecord = { ...r, state: 'collecting', received: [...r.received, withTrace] };
       await this.fencedPut(roundKey(taskId, n), next);
       fedmmMetrics().updatesReceived.add(1, { task: taskId });
       await this.d.audit.append(taskId, 'update.received', { round: n, attempt: r.attempt, tenant: u.tenant, sha256: u.sha256, numExamples: u.numExamples, bytes: u.bytes }, 'gateway');
-      return next.received.length === next.selected.length;
+      return next.received.length === (next.secagg ? next.secagg.shared.length : next.selected.length);
     });
     if (shouldSeal) await this.seal(taskId, n, 'all selected clients answered');
   }
@@ -282,11 +296,50 @@ export class Coordinator {
       }
       const end = await this.d.bus.endOffsets(Topics.updates);
       const sealed: RoundRecord = { ...r, state: 'aggregating', dropped, updateEndOffsets: Object.fromEntries(end.map((o) => [String(o.partition), o.offset])) };
-      await this.fencedPut(roundKey(taskId, n), sealed);
-      await this.publishEvent(taskId, n, { $case: 'sealed', value: { received: sealed.received.map((u) => u.tenant), dropped, updateEndOffsets: Object.fromEntries(end.map((o) => [o.partition, o.offset])), attempt: r.attempt } });
-      await this.d.audit.append(taskId, 'round.sealed', { round: n, attempt: r.attempt, received: sealed.received.map((u) => ({ tenant: u.tenant, sha256: u.sha256 })), dropped, why }, 'coordinator');
-      this.d.log.info('round sealed', { task: taskId, round: n, received: sealed.received.length, dropped: dropped.length, why });
-      this.observeStates();
+      if (sealed.secagg) {
+        // Secure round: collection is closed; it aggregates only once the survivors' shares are in (tick).
+        const step = await this.secagg.closeCollection(task, sealed);
+        if (step.kind === 'fail') {
+          await this.failRoundLocked(r, step.reason, true);
+          return;
+        }
+        if (step.kind !== 'update') return;
+        await this.fencedPut(roundKey(taskId, n), { ...step.round, state: 'sealing' });
+        await this.d.audit.append(taskId, 'round.unmasking', { round: n, attempt: r.attempt, survivors: step.round.secagg!.survivors, why }, 'coordinator');
+        this.d.log.info('secure round: collection closed, asking survivors for their shares', { task: taskId, round: n, survivors: step.round.secagg!.survivors.length, why });
+        this.observeStates();
+        return;
+      }
+      await this.enterAggregating(sealed, why);
+    });
+  }
+
+  /** Seal's last step: the round aggregates from now on; workers finish shards up to its end offsets. */
+  private async enterAggregating(sealed: RoundRecord, why: string): Promise<void> {
+    const { taskId, number: n, dropped, attempt } = sealed;
+    await this.fencedPut(roundKey(taskId, n), sealed);
+    const updateEndOffsets = Object.fromEntries(Object.entries(sealed.updateEndOffsets).map(([p, o]) => [Number(p), o]));
+    await this.publishEvent(taskId, n, { $case: 'sealed', value: { received: sealed.received.map((u) => u.tenant), dropped, updateEndOffsets, attempt } });
+    await this.d.audit.append(taskId, 'round.sealed', { round: n, attempt, received: sealed.received.map((u) => ({ tenant: u.tenant, sha256: u.sha256 })), dropped, why }, 'coordinator');
+    this.d.log.info('round sealed', { task: taskId, round: n, received: sealed.received.length, dropped: dropped.length, why });
+    this.observeStates();
+  }
+
+  /** Leader loop for a secure round: closes its protocol's sub-stages and, once unmasked, lets it aggregate. */
+  private async advanceSecure(task: TaskRecord, n: number): Promise<void> {
+    await this.mutex.run(task.taskId, async () => {
+      const r = await this.getRound(task.taskId, n);
+      if (!r.secagg) return;
+      const isCollecting = r.state === 'open' || r.state === 'collecting';
+      if (!isCollecting && r.state !== 'sealing') return;
+      const step = isCollecting ? await this.secagg.advanceSetup(task, r) : await this.secagg.advanceUnmask(r);
+      if (step.kind === 'fail') {
+        await this.failRoundLocked(r, step.reason, true);
+      } else if (step.kind === 'update') {
+        await this.fencedPut(roundKey(task.taskId, n), step.round);
+      } else if (step.kind === 'unmasked') {
+        await this.enterAggregating({ ...step.round, state: 'aggregating' }, 'survivors revealed their shares');
+      }
     });
   }
 
@@ -300,6 +353,7 @@ export class Coordinator {
     const failed: RoundRecord = { ...r, state: 'failed', failureReason: reason, closedAt: Date.now() };
     await this.fencedPut(roundKey(r.taskId, r.number), failed);
     await this.fencedDelete(activeKey(r.taskId));
+    await this.secagg.cleanup(r).catch((e: unknown) => this.d.log.warn('cannot delete the secure-aggregation state of the round', { err: e }));
     if (r.reservationId) {
       await this.d.privacy.release(r.reservationId, reason).catch((e: unknown) => this.d.log.error('privacy release failed', { err: e }));
       await this.d.audit.append(r.taskId, 'budget.released', { round: r.number, attempt: r.attempt, reservationId: r.reservationId, reason }, 'coordinator');
@@ -320,12 +374,15 @@ export class Coordinator {
       if (task.state !== 'running' || task.currentRound === 0) continue;
       const r = (await getJson<RoundRecord>(this.d.store, roundKey(task.taskId, task.currentRound)))?.value;
       if (!r) continue;
+      if (r.secagg && (r.state === 'open' || r.state === 'collecting' || r.state === 'sealing')) await this.advanceSecure(task, r.number);
       if ((r.state === 'open' || r.state === 'collecting') && Date.now() >= r.deadlineAt) {
         await this.seal(task.taskId, r.number, 'deadline');
       } else if (r.state === 'aggregating') {
         if (createStrategy(task.strategy).coordination === 'distances') await this.selectForKrum(task, r);
         const done = await this.d.store.list(shardResultPrefix(task.taskId, r.number, r.attempt));
-        if (done.length >= r.numShards) await this.publish(task, r, done.map((e) => e.value));
+        const broken = r.secagg && done.map((e) => JSON.parse(e.value) as { shard: number; failed?: string }).find((x) => x.failed !== undefined);
+        if (broken) await this.failRound(r, `shard ${broken.shard} cannot be unmasked: ${broken.failed}`, true);
+        else if (done.length >= r.numShards) await this.publish(task, r, done.map((e) => e.value));
       }
     }
   }
@@ -372,23 +429,20 @@ export class Coordinator {
         await this.d.audit.append(task.taskId, 'budget.committed', { round: r.number, attempt: r.attempt, reservationId: r.reservationId, epsilonByTenant }, 'coordinator');
       }
       const epsilonSpent = Object.values(epsilonByTenant).reduce((m, x) => Math.max(m, x), 0);
-      const version = await this.d.registry.publishVersion({
-        modelId: task.modelId,
-        parentVersionId: r.inputVersionId,
-        lineage: {
-          taskId: task.taskId,
-          round: r.number,
-          contributingClients: r.received.map((u) => u.tenant).sort(),
-          strategy: task.strategy.name,
-          privacy: { mode: task.privacy.mode, noiseMultiplier: task.privacy.noiseMultiplier, clipNorm: task.privacy.clipNorm, delta: task.privacy.delta, epsilonSpent, secureAggregation: task.privacy.secureAggregation },
-        },
-        metrics: { clients: r.received.length, examples: r.received.reduce((s, u) => s + u.numExamples, 0) },
-        tensors,
+      // One round gathers many uploads: its publication is a span linked to each upload's trace.
+      const links: Link[] = r.received.filter((u) => u.trace).map((u) => ({ context: { traceId: u.trace!.traceId, spanId: u.trace!.spanId, traceFlags: 1 } }));
+      const version = await trace.getTracer('@fedmm/aggregator').startActiveSpan('round publish', { links, attributes: { task: task.taskId, round: r.number } }, async (span) => {
+        try {
+          return await this.publishToRegistry(task, r, tensors, epsilonSpent);
+        } finally {
+          span.end();
+        }
       });
       const now = Date.now();
       const published: RoundRecord = { ...cur, state: 'published', outputVersionId: version.versionId, closedAt: now, shardsDone: r.numShards };
       await this.fencedPut(roundKey(task.taskId, r.number), published);
       await this.fencedDelete(activeKey(task.taskId));
+      await this.secagg.cleanup(r).catch((e: unknown) => this.d.log.warn('cannot delete the secure-aggregation state of the round', { err: e }));
       const finished = r.number >= task.rounds;
       await this.fencedPut(taskKey(task.taskId), { ...task, latestVersionId: version.versionId, state: finished ? 'completed' : 'running' });
       await this.d.audit.append(task.taskId, 'aggregation.result', { round: r.number, attempt: r.attempt, shards: r.numShards, contributors: published.received.map((u) => u.tenant) }, 'aggregator');
@@ -404,6 +458,23 @@ export class Coordinator {
     });
   }
 
+
+  private publishToRegistry(task: TaskRecord, r: RoundRecord, tensors: Map<string, { shape: number[]; data: Float32Array; modality?: string }>, epsilonSpent: number): Promise<import('../ports/index.js').VersionInfo> {
+    return this.d.registry.publishVersion({
+        modelId: task.modelId,
+        parentVersionId: r.inputVersionId,
+        lineage: {
+          taskId: task.taskId,
+          round: r.number,
+          contributingClients: r.received.map((u) => u.tenant).sort(),
+          strategy: task.strategy.name,
+          privacy: { mode: task.privacy.mode, noiseMultiplier: task.privacy.noiseMultiplier, clipNorm: task.privacy.clipNorm, delta: task.privacy.delta, epsilonSpent, secureAggregation: task.privacy.secureAggregation },
+        },
+        metrics: { clients: r.received.length, examples: r.received.reduce((s, u) => s + u.numExamples, 0) },
+        tensors,
+      });
+  }
+
   private async publishEvent(taskId: string, round: number, event: epb.RoundEvent['event']): Promise<void> {
     const msg = epb.RoundEvent.encode(epb.RoundEvent.fromPartial({ taskId, round, event, timeUnixMs: Date.now() })).finish();
     await this.d.bus.publish(Topics.roundEvents, [{ key: taskId, value: msg }]);
@@ -417,6 +488,18 @@ export class Coordinator {
       }
       for (const s of ['open', 'collecting', 'sealing', 'aggregating', 'published', 'failed']) fedmmMetrics().rounds.set(counts.get(s) ?? 0, { state: s });
     })().catch(() => undefined);
+  }
+}
+
+/** A secure round takes a masked upload only from a client that completed the key exchange, while collection is open. */
+function checkMaskedUploadAllowed(r: RoundRecord, tenant: string): void {
+  const st = r.secagg!;
+  if (st.stage === 'setup' || st.stage === 'share-keys') {
+    throw new FedmmError('FAILED_PRECONDITION', `round ${r.number} of task ${r.taskId} is still exchanging secure-aggregation keys; upload the masked vector after the collect request (stage 2)`);
+  }
+  if (st.stage !== 'collect-masked') throw new FedmmError('FAILED_PRECONDITION', `round ${r.number} of task ${r.taskId} has closed collection; the update arrived too late`);
+  if (!st.shared.includes(tenant)) {
+    throw new FedmmError('FAILED_PRECONDITION', `tenant ${tenant} did not complete the secure-aggregation key exchange of round ${r.number} of task ${r.taskId}; its masked input could not be unmasked, so it sits this round out`);
   }
 }
 

@@ -19,3 +19,8 @@ export const distancesPrefix = (taskId: string, n: number, attempt: number): str
   storeKey('aggregator', 'distances', taskId, String(n), String(attempt), '');
 /** The clients Krum selected from all shards' distances (its second phase). */
 export const selectionKey = (taskId: string, n: number, attempt: number): string => storeKey('aggregator', 'selection', taskId, String(n), String(attempt));
+/** The unmask plan of a secure round for the shard workers: round-confidential, never logged, deleted when the round ends. */
+export const secaggPlanKey = (taskId: string, n: number, attempt: number): string => storeKey('aggregator', 'secagg-plan', taskId, String(n), String(attempt));
+/** The messages the coordinator accepted when it closed a stage of a secure round (replayed after a restart). */
+export const secaggStageKey = (taskId: string, n: number, attempt: number, stage: number): string => storeKey('aggregator', 'secagg', taskId, String(n), String(attempt), String(stage));
+export const secaggRoundPrefix = (taskId: string, n: number, attempt: number): string => storeKey('aggregator', 'secagg', taskId, String(n), String(attempt), '');

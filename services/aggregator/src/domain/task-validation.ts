@@ -91,6 +91,13 @@ export async function validateNewTask(t: NewTask, registry: RegistryPort): Promi
   }
   if (t.privacy.secureAggregation) {
     if (t.privacy.secaggThreshold < 2) throw bad('secure aggregation needs secagg_threshold >= 2');
+    // The clip norm is the fixed-point range of the masked encoding: every client clips its update to it.
+    if (!(t.privacy.clipNorm > 0)) throw bad('secure aggregation needs privacy.clip_norm > 0: each client clips its update to it before masking, and it sets the fixed-point range');
+    if (strategy.name !== 'fedavg' && strategy.name !== 'fedprox') {
+      throw bad(`secure aggregation reveals only the sum of the updates, so it runs with fedavg or fedprox (an unweighted mean), not ${strategy.name}`);
+    }
+    const n = t.privacy.secaggNumShares;
+    if (n > 0 && n < t.privacy.secaggThreshold) throw bad(`secagg_num_shares ${n} is below secagg_threshold ${t.privacy.secaggThreshold}; use 0 for a complete graph or an odd number >= 2 * threshold - 1`);
   }
   const version = await registry.getVersion(t.baseVersionId);
   if (version.modelId !== t.modelId) throw bad(`base version ${t.baseVersionId} belongs to model ${version.modelId}, not ${t.modelId}`);

@@ -57,6 +57,8 @@ export interface ReceivedUpdate {
   noiseMultiplier: number;
   steps: number;
   at: number;
+  /** The upload's trace, so the round's publication can link back to every upload. */
+  trace?: { traceId: string; spanId: string };
 }
 
 export interface LayoutTensorInfo {
@@ -90,4 +92,27 @@ export interface RoundRecord {
   /** Shards whose results the coordinator has, while aggregating. */
   shardsDone: number;
   metrics: Record<string, number>;
+  /** Present for a round under secure aggregation: where its protocol stands. */
+  secagg?: SecAggRoundState;
+}
+
+/** The coordinator's persisted view of a secure round's protocol (public values only). */
+export interface SecAggRoundState {
+  /** `task/round/attempt`: binds every key and message to this attempt. */
+  roundId: string;
+  /** Public round seed (base64) that fixes the neighbour graph. */
+  roundSeed: string;
+  participants: string[];
+  vectorLength: number;
+  clipRange: number;
+  numShares: number;
+  threshold: number;
+  stage: 'setup' | 'share-keys' | 'collect-masked' | 'unmask' | 'done';
+  /** When the current sub-stage closes even if not everyone answered. */
+  stageDeadlineAt: number;
+  /** Clients that answered stage 0 / stage 1 when those stages closed. */
+  joined: string[];
+  shared: string[];
+  /** Clients whose masked input is in the sum, fixed when collection closed. */
+  survivors: string[];
 }

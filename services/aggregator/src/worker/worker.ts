@@ -9,10 +9,13 @@ import {
 } from '@fedmm/aggregation';
 import { addGaussianNoise } from '@fedmm/dp';
 import {
-  createLayout, decodeUpdateChunk, decodeVerdict, recordKind, shardAt, shardKey, type Shard, type TensorLayout,
+  createLayout, decodeMaskedChunk, decodeUpdateChunk, decodeVerdict, isMaskedChunk, recordKind, shardAt, shardKey, type Shard, type TensorLayout,
 } from '@fedmm/tensor';
+import { MaskedSumAccumulator, type UnmaskPlan } from '@fedmm/secagg';
 import { fedmmMetrics } from '@fedmm/telemetry';
-import { ACTIVE_PREFIX, distancesKey, optimizerStateKey, roundKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
+import { ACTIVE_PREFIX, distancesKey, optimizerStateKey, roundKey, secaggPlanKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
+import { decodePlan } from '../secagg/plan-codec.js';
+import { finishMaskedShard } from './masked-shard.js';
 import type { RoundRecord, TaskRecord } from '../domain/types.js';
 import type { RegistryPort } from '../ports/index.js';
 
@@ -21,6 +24,8 @@ export const WORKER_GROUP = 'fedmm-aggregator-workers';
 interface Piece {
   elementOffset: number;
   values: Float32Array;
+  /** Masked words of a secure round (then `values` is empty). */
+  words?: Uint32Array;
 }
 
 interface RoundState {
@@ -35,6 +40,10 @@ interface RoundState {
   norms: Map<string, number>;
   /** Shards whose partial distances this worker stored (Krum). */
   distancesStored: Set<number>;
+  /** Secure rounds: the masked sum (mod 2^32) of each owned shard. */
+  masked: Map<number, MaskedSumAccumulator>;
+  /** Secure rounds: the coordinator's unmask plan, read once the round aggregates. */
+  plan?: UnmaskPlan;
 }
 
 export interface WorkerDeps {
@@ -158,6 +167,11 @@ export class AggregationWorker {
   }
 
   private onChunk(msg: BusMessage): void {
+    if (isMaskedChunk(msg.headers)) {
+      const m = decodeMaskedChunk(msg.headers, msg.value);
+      this.pendingPieces(`${m.task}/${m.round}/${m.client}/${m.updateSha256 ?? ''}`, m.shard).set(m.seq, { elementOffset: m.elementOffset, values: new Float32Array(0), words: m.words });
+      return;
+    }
     const c = decodeUpdateChunk(msg.headers, msg.value, { requireFinite: true });
     if (c.dtype !== 'F32') throw new FedmmError('INVALID_ARGUMENT', `chunk dtype ${c.dtype}: the gateway publishes F32`);
     const key = `${c.task}/${c.round}/${c.client}/${c.updateSha256 ?? ''}`;
@@ -167,6 +181,14 @@ export class AggregationWorker {
     if (!seqs) shards.set(c.shard, (seqs = new Map()));
     // A duplicate (same client, round, shard, seq) replaces itself: counted once.
     seqs.set(c.seq, { elementOffset: c.elementOffset, values: c.values as Float32Array });
+  }
+
+  private pendingPieces(key: string, shard: number): Map<number, Piece> {
+    let shards = this.pending.get(key);
+    if (!shards) this.pending.set(key, (shards = new Map()));
+    let seqs = shards.get(shard);
+    if (!seqs) shards.set(shard, (seqs = new Map()));
+    return seqs;
   }
 
   private async onVerdict(msg: BusMessage): Promise<void> {
@@ -185,7 +207,16 @@ export class AggregationWorker {
       this.d.log.warn('an accepted upload is missing chunks in this partition', { task: v.task, round: v.round, client: v.client, shard: v.shard, have: pieces?.size ?? 0, want: v.seqCount });
       return;
     }
+    const masked = [...pieces.values()].some((p) => p.words !== undefined);
+    if (masked !== st.task.privacy.secureAggregation) {
+      this.d.log.warn(masked ? 'a masked upload in a round without secure aggregation is ignored' : 'a plain upload in a secure round is ignored', { task: v.task, round: v.round, client: v.client, shard: v.shard });
+      return;
+    }
     this.applied.add(once);
+    if (masked) {
+      this.addMasked(st, v.shard, v.client, pieces);
+      return;
+    }
     st.norms.set(v.client, v.norm);
     const acc = this.accumulator(st, v.shard);
     const shard = shardAt(st.layout, v.shard, st.round.shardElements);
@@ -202,6 +233,21 @@ export class AggregationWorker {
       bytes += p.values.byteLength;
     }
     fedmmMetrics().aggregationBytes.add(bytes, { task: v.task });
+  }
+
+  /** Adds a survivor's masked words to the shard's sum mod 2^32; memory stays O(shard) whatever the number of clients. */
+  private addMasked(st: RoundState, shardIndex: number, client: string, pieces: Map<number, Piece>): void {
+    let acc = st.masked.get(shardIndex);
+    if (!acc) {
+      const shard = shardAt(st.layout, shardIndex, st.round.shardElements);
+      st.masked.set(shardIndex, (acc = new MaskedSumAccumulator(shard.start, shard.end - shard.start)));
+    }
+    let bytes = 0;
+    for (const p of pieces.values()) {
+      acc.add(client, p.words!, p.elementOffset);
+      bytes += p.words!.byteLength;
+    }
+    fedmmMetrics().aggregationBytes.add(bytes, { task: st.task.taskId });
   }
 
   private accumulator(st: RoundState, shardIndex: number): ShardAccumulator {
@@ -226,7 +272,7 @@ export class AggregationWorker {
     if (task.strategy.name !== 'fedavg' && task.strategy.name !== 'fedprox' && task.privacy.mode === 'client' && createStrategy(task.strategy).holdsAllValues) {
       throw new FedmmError('FAILED_PRECONDITION', `client-level DP clips updates inside linear strategies; ${task.strategy.name} is not linear`);
     }
-    const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set(), norms: new Map(), distancesStored: new Set() };
+    const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set(), norms: new Map(), distancesStored: new Set(), masked: new Map() };
     this.rounds.set(key, st);
     return st;
   }
@@ -287,13 +333,17 @@ export class AggregationWorker {
   private async finishShard(st: RoundState, shardIndex: number): Promise<void> {
     const { round, task } = st;
     const shard = shardAt(st.layout, shardIndex, round.shardElements);
-    const acc = this.accumulator(st, shardIndex);
     const prevTensors = await this.d.registry.readTensors(round.inputVersionId);
     const previous = new Float32Array(shard.end - shard.start);
     for (const piece of shard.pieces) {
       const t = prevTensors.get(piece.name);
       if (t) previous.set(t.subarray(piece.start, piece.end), piece.flatStart - shard.start);
     }
+    if (task.privacy.secureAggregation) {
+      await this.finishSecureShard(st, shardIndex, previous);
+      return;
+    }
+    const acc = this.accumulator(st, shardIndex);
     let optimizerState: ServerOptimizerState | undefined;
     const algo = task.strategy.name;
     if (algo === 'fedadam' || algo === 'fedyogi' || algo === 'fedadagrad') {
@@ -329,6 +379,33 @@ export class AggregationWorker {
     if (optimizerState && contributors > 0) {
       await this.d.store.put(optimizerStateKey(task.taskId, shardIndex), Buffer.from(encodeServerOptimizerState(optimizerState)).toString('base64'));
     }
+    await this.storeShardResult(st, shardIndex, values, contributors);
+  }
+
+  /** Secure round: unmasks this shard's range with the coordinator's plan; a sum that cannot be unmasked fails the round. */
+  private async finishSecureShard(st: RoundState, shardIndex: number, previous: Float32Array): Promise<void> {
+    const { round, task } = st;
+    if (!st.plan) {
+      const doc = await this.d.store.get(secaggPlanKey(task.taskId, round.number, round.attempt));
+      if (!doc) throw new FedmmError('FAILED_PRECONDITION', `the unmask plan of secure round ${round.number} of task ${task.taskId} is not in the store`);
+      st.plan = decodePlan(doc.value);
+    }
+    let out: { values: Float32Array; contributors: number };
+    try {
+      out = finishMaskedShard({ acc: st.masked.get(shardIndex), plan: st.plan, previous, privacy: task.privacy });
+    } catch (e) {
+      if (!(e instanceof FedmmError) || e.code !== 'FAILED_PRECONDITION') throw e;
+      // The coordinator fails the round on this marker: a wrong sum must never be published.
+      await this.d.store.put(shardResultKey(task.taskId, round.number, round.attempt, shardIndex), JSON.stringify({ shard: shardIndex, worker: this.id, failed: e.message }));
+      this.d.log.error('secure shard cannot be unmasked', { worker: this.id, task: task.taskId, round: round.number, shard: shardIndex, err: e });
+      return;
+    }
+    st.masked.delete(shardIndex);
+    await this.storeShardResult(st, shardIndex, out.values, out.contributors);
+  }
+
+  private async storeShardResult(st: RoundState, shardIndex: number, values: Float32Array, contributors: number): Promise<void> {
+    const { round, task } = st;
     const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
     await this.d.store.put(shardResultKey(task.taskId, round.number, round.attempt, shardIndex), JSON.stringify({ shard: shardIndex, contributors, worker: this.id, values: bytes.toString('base64') }));
     await this.d.bus.publish(Topics.shardResults, [{ key: `${task.taskId}/${round.number}`, value: new Uint8Array(0), headers: { 'fedmm-task': task.taskId, 'fedmm-round': String(round.number), 'fedmm-attempt': String(round.attempt), 'fedmm-shard': String(shardIndex), 'fedmm-contributors': String(contributors) } }]);

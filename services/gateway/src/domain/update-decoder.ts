@@ -102,8 +102,9 @@ export class UpdateDecoder {
         dequantizeInt8(new Int8Array(bytes.buffer, bytes.byteOffset, n), this.plan.scales[this.#tensor]!, dst);
         break;
     }
+    // Masked words are uniform bit patterns, not numbers: no finiteness, no norm.
     let s = 0;
-    for (let i = 0; i < n; i++) s += dst[i]! * dst[i]!;
+    if (!this.plan.masked) for (let i = 0; i < n; i++) s += dst[i]! * dst[i]!;
     // Squares of finite float32 values cannot overflow a double, so a non-finite sum means a NaN or an infinity.
     if (!Number.isFinite(s)) {
       const bad = dst.findIndex((v) => !Number.isFinite(v));

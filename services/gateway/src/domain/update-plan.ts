@@ -35,6 +35,8 @@ export interface UpdatePlan {
   readonly seqCounts: ReadonlyMap<number, number>;
   /** Shards the upload touches, ascending. */
   readonly shards: readonly number[];
+  /** A secure-aggregation upload: the payload is masked uint32 words, copied as they are. */
+  readonly masked?: boolean;
 }
 
 const UPLOAD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -2,8 +2,9 @@ import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
 import { Topics, type Bus, type OutgoingMessage } from '@fedmm/bus';
 import { getJson, storeKey, type Store } from '@fedmm/store';
 import {
-  MAX_STREAM_CHUNK_BYTES, RECORD_KIND_HEADER, Sha256Accumulator, VERDICT_HEADERS, crc32c, encodeUpdateChunk, encodeVerdict,
+  MAX_STREAM_CHUNK_BYTES, RECORD_KIND_HEADER, Sha256Accumulator, VERDICT_HEADERS, crc32c, encodeMaskedChunk, encodeUpdateChunk, encodeVerdict,
 } from '@fedmm/tensor';
+import { planMaskedUpload } from './masked-upload.js';
 import { UpdateDecoder, type FilledRecord } from './update-decoder.js';
 import { planUpdate, type UpdatePlan } from './update-plan.js';
 import type { AggregatorPort, UploadChunkInfo, UploadHeaderInfo, UploadMessage, UploadPolicy, UploadResult, UploadStatus } from './types.js';
@@ -239,7 +240,7 @@ export class Uploads {
         throw new FedmmError('FAILED_PRECONDITION', `upload ${s.header.uploadId} of tenant ${tenant} to round ${header.round} is still in progress; resume it (GetUploadStatus) or wait ${Math.ceil(this.opts.idleMs / 60_000)} min for it to expire`);
       }
     }
-    const plan = planUpdate(header, policy);
+    const plan = policy.secureAggregation ? planMaskedUpload(header, policy) : planUpdate(header, policy);
     const session = new UploadSession(key, tenant, header, policy, plan, this.#now());
     this.#sessions.set(key, session);
     await this.#mirror(session, true);
@@ -299,11 +300,14 @@ export class Uploads {
     const messages: OutgoingMessage[] = [];
     let bytes = 0;
     for (const r of records) {
-      const c = encodeUpdateChunk({
+      const meta = {
         task: header.taskId, round: header.round, client: session.tenant, shard: r.shard, seq: r.seq, seqCount: plan.seqCounts.get(r.shard)!,
-        layoutFingerprint: plan.roundFingerprint, dtype: 'F32', elementOffset: r.elementOffset, values: r.values,
-        numExamples: header.numExamples, updateSha256: header.sha256,
-      });
+        layoutFingerprint: plan.roundFingerprint, elementOffset: r.elementOffset, numExamples: header.numExamples, updateSha256: header.sha256,
+      };
+      // The decoder copied a masked upload's bytes untouched: its "F32" values are the words' bit patterns.
+      const c = plan.masked
+        ? encodeMaskedChunk({ ...meta, words: new Uint32Array(r.values.buffer, r.values.byteOffset, r.values.length) })
+        : encodeUpdateChunk({ ...meta, dtype: 'F32', values: r.values });
       messages.push({ key: c.key, value: c.value, headers: { ...c.headers, [RECORD_KIND_HEADER]: 'chunk', [VERDICT_HEADERS.upload]: header.uploadId } });
       session.touched.add(r.shard);
       bytes += c.value.byteLength;
