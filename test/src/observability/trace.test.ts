@@ -89,6 +89,27 @@ test('one upload is one trace: agent, gateway, coordinator, Kafka, worker and Re
   for (const s of spans) assert.equal(s.resource.attributes['service.name'], 'fedmm-platform');
 });
 
+test("the round's publication to the registry is linked to every upload's trace", { timeout: 90_000 }, async () => {
+  const taskId = await p.openTask({ selection: { fraction: 0.01, minClients: 1, maxClients: 1 } });
+  const round = (await p.coordinator.getRound({ taskId, number: 1 })).round!;
+  const tenant = round.selected[0]!;
+  exporter.reset();
+  const u = buildUpdate(taskId, 1, 'up-link', LAYOUT.map((t) => ({ ...t, dtype: 'F32' as const })));
+  const root = await trace.getTracer('agent').startActiveSpan('agent upload', async (span) => {
+    try {
+      assert.equal((await upload(p.agent(tenant), u)).complete, true);
+      return span;
+    } finally {
+      span.end();
+    }
+  });
+  const uploadTrace = root.spanContext().traceId;
+  const publish = await waitFor(() => exporter.getFinishedSpans().find((s) => s.name === 'round publish' && s.attributes['task'] === taskId), { timeoutMs: 60_000, what: 'the round to publish', intervalMs: 200 });
+  assert.ok(publish.links.some((l) => l.context.traceId === uploadTrace), 'the publication links to the upload trace');
+  const inPublish = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === publish.spanContext().traceId);
+  assert.ok(inPublish.some((s) => s.kind === SpanKind.SERVER && /RegistryService\/UploadVersion/.test(s.name)), `the registry's UploadVersion is in the publication's trace: ${inPublish.map((s) => s.name).join(', ')}`);
+});
+
 test('the mTLS gateway answers plaintext health probes on its health port only', async () => {
   const health = p.gateway.healthServer;
   assert.ok(health, 'FEDMM_HEALTH_PORT starts a health server');
