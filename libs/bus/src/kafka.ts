@@ -14,6 +14,12 @@ export interface KafkaBusOptions {
   heartbeatIntervalMs?: number;
   /** Largest message the producer may send; defaults to 2 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Most bytes one produce request puts into one partition. Kafka limits a record *batch* (all
+   * messages of a request for one partition) to max.message.bytes, so large messages that share a
+   * partition go in separate requests. Default 1 MiB.
+   */
+  maxBatchBytes?: number;
   logger?: Logger;
 }
 
@@ -122,18 +128,23 @@ export class KafkaBus implements Bus {
     if (messages.length === 0) return [];
     return withProducerSpan(topic, messages.length, async () => {
       const producer = await this.getProducer();
+      const partitions = await this.partitionCount(topic).catch(() => 0);
+      const out: PartitionOffset[] = [];
       // kafkajs's default partitioner for keyed messages is murmur2 as in Java, so keys map the same way.
-      const res = await producer.send({
-        topic,
-        acks: -1,
-        compression: CompressionTypes.None,
-        messages: messages.map((m) => ({
-          key: m.key,
-          value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
-          headers: injectTraceHeaders(m.headers),
-        })),
-      });
-      return res.map((r) => ({ topic: r.topicName, partition: r.partition, offset: String(r.baseOffset ?? r.offset ?? '0') }));
+      for (const group of splitByPartitionBytes(messages, partitions, this.opts.maxBatchBytes ?? 1024 * 1024)) {
+        const res = await producer.send({
+          topic,
+          acks: -1,
+          compression: CompressionTypes.None,
+          messages: group.map((m) => ({
+            key: m.key,
+            value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
+            headers: injectTraceHeaders(m.headers),
+          })),
+        });
+        for (const r of res) out.push({ topic: r.topicName, partition: r.partition, offset: String(r.baseOffset ?? r.offset ?? '0') });
+      }
+      return out;
     });
   }
 
@@ -226,4 +237,26 @@ class KafkaConsumerHandle implements Consumer {
     this.onStop?.();
     await this.consumer.disconnect();
   }
+}
+
+/** Splits messages into requests so that no partition receives more than maxBytes in one request (a lone larger message goes alone). */
+export function splitByPartitionBytes(messages: OutgoingMessage[], partitions: number, maxBytes: number): OutgoingMessage[][] {
+  if (partitions <= 0) return [messages];
+  const groups: OutgoingMessage[][] = [];
+  let current: OutgoingMessage[] = [];
+  let perPartition = new Map<number, number>();
+  for (const m of messages) {
+    const p = defaultPartition(m.key, partitions);
+    const size = m.value.byteLength + Buffer.byteLength(m.key) + Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + v.length, 0) + 128;
+    const used = perPartition.get(p) ?? 0;
+    if (used > 0 && used + size > maxBytes) {
+      groups.push(current);
+      current = [];
+      perPartition = new Map();
+    }
+    current.push(m);
+    perPartition.set(p, (perPartition.get(p) ?? 0) + size);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
 }
