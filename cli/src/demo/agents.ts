@@ -86,7 +86,7 @@ export function startAgent(spec: AgentSpec): AgentProcess {
   const logFile = join(spec.logDir, `${spec.tenant}.log`);
   const log: WriteStream = createWriteStream(logFile);
   const [cmd, ...pre] = spec.command;
-  const args = [...pre, 'client', 'run', '--gateway', spec.gateway, '--tenant', spec.tenant, '--pki', spec.pkiDir, '--data', spec.trainDir, '--test', spec.testDir, '--task', spec.taskId, '--work', spec.workDir, '--seed', String(spec.seed)];
+  const args = [...pre, 'client', 'run', '--gateway', spec.gateway, '--tenant', spec.tenant, '--pki', spec.pkiDir, '--data', spec.trainDir, '--test', spec.testDir, '--task', spec.taskId, '--work', spec.workDir, '--seed', String(spec.seed), '--accept-terms'];
   const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(spec.env ?? {}) } });
   const figures: AgentFigures = { bytesSent: 0, bytesReceived: 0, trainingSeconds: 0, uploads: 0, problems: [] };
   const onLine = (line: string): void => {

@@ -57,7 +57,7 @@ export const demoDefaults: Omit<DemoOptions, 'print'> = Object.freeze({
   rank: 8,
   alpha: 16,
   pretrainEpochs: 12,
-  personalLambda: 0.01,
+  personalLambda: 0.1,
   strategy: 'fedavg',
   roundDeadlineSeconds: 240,
   companies: DEFAULT_COMPANIES,
@@ -66,6 +66,17 @@ export const demoDefaults: Omit<DemoOptions, 'print'> = Object.freeze({
 });
 
 const MODEL_ID = 'city-safety';
+
+/**
+ * The consortium's terms: rewards proportional to positive contributions, and one access tier for
+ * everyone. Every round here needs every company, and a company whose tier delays its access to
+ * the latest version could not train on a round's input, so the demo keeps access equal.
+ */
+const DEMO_TERMS = {
+  dataUse: 'city-safety incident classification; updates only, no raw data leaves a company',
+  rewardRule: { kind: 'proportional-positive', floor: 0 },
+  accessTiers: { tiers: [{ name: 'member', minShare: 0, versionDelay: 0 }] },
+};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Generates the benchmark into `dir`, or reuses it when it was generated with the same seed and companies. */
@@ -184,6 +195,7 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       selection: { fraction: 1, minClients: names.length, maxClients: 0 },
       roundDeadlineSeconds: o.roundDeadlineSeconds,
       clientConfig: { local_epochs: o.localEpochs, batch_size: o.batchSize, learning_rate: o.lr },
+      termsJson: JSON.stringify(DEMO_TERMS),
     }));
     print(`task       ${task.taskId}: ${task.rounds} rounds of ${o.strategy}, members ${task.members.join(', ')}`);
 
@@ -207,7 +219,7 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       }));
     }
     print(`agents     started ${agents.length} agent processes (logs in ${join(out, 'logs')})`);
-    await agg.startRound({ taskId }, { deadlineMs: 15_000 });
+    await startWhenAccepted(agg, taskId, agents);
     const rounds = await followRounds(agg, taskId, o, agents, print);
     lap('federation', t0);
     if (rounds.length === 0) throw new FedmmError('FAILED_PRECONDITION', `no round of ${taskId} was published; read the agent logs in ${join(out, 'logs')}`);
@@ -306,6 +318,22 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
     registry.close();
     await platform.stop();
     pre.base.dispose();
+  }
+}
+
+/** Starts round 1 once every member's agent has signed the terms (the coordinator selects only those). */
+async function startWhenAccepted(agg: ReturnType<typeof aggregatorClient>, taskId: string, agents: AgentProcess[]): Promise<void> {
+  const until = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await agg.startRound({ taskId }, { deadlineMs: 15_000 });
+      return;
+    } catch (e) {
+      if (!/eligible|accept/i.test((e as Error).message) || Date.now() > until) throw e;
+      const dead = agents.find((a) => a.child.exitCode !== null);
+      if (dead) throw new FedmmError('FAILED_PRECONDITION', `the agent of ${dead.tenant} exited (${dead.child.exitCode}) before accepting the terms; read ${dead.logFile}`);
+      await sleep(500);
+    }
   }
 }
 
