@@ -186,6 +186,31 @@ describe('rounds end to end on real Kafka and Redis', { timeout: 240_000 }, () =
     }
   });
 
+  test('only members that accepted the current terms are selected; changed terms need every acceptance again', async () => {
+    const taskId = uniqueId('t');
+    const terms = JSON.stringify({ rewardRule: 'proportional', dataUse: 'fine-tuning only', version: 1 });
+    await createTask(taskId, { rounds: 3, termsJson: terms, selection: { fraction: 1, minClients: 2, maxClients: 0 } });
+    const task = (await client.getTask({ taskId })).task!;
+    assert.equal(task.termsDigest.length, 64);
+    await assert.rejects(client.startRound({ taskId }), (e: Error & { code?: string }) => e.code === 'FAILED_PRECONDITION' && /accept the task terms/.test(e.message));
+    const accept = (tenant: string, digest: string): Promise<unknown> => client.recordTermsAcceptance({ taskId, tenant, termsDigest: digest, signature: Buffer.from('sig'), certificatePem: '' });
+    await assert.rejects(accept('acme', 'f'.repeat(64)), (e: Error & { code?: string }) => e.code === 'FAILED_PRECONDITION');
+    await assert.rejects(accept('mallory', task.termsDigest), (e: Error & { code?: string }) => e.code === 'PERMISSION_DENIED');
+    await accept('acme', task.termsDigest);
+    await accept('corp', task.termsDigest);
+    const r1 = (await client.startRound({ taskId })).round!;
+    assert.deepEqual(r1.selected, ['acme', 'corp']);
+    await client.cancelRound({ taskId, number: 1, reason: 'terms change' });
+    const changed = (await client.updateTerms({ taskId, termsJson: JSON.stringify({ rewardRule: 'equal', version: 2 }) })).task!;
+    assert.notEqual(changed.termsDigest, task.termsDigest);
+    await assert.rejects(client.startRound({ taskId }), /accept the task terms/);
+    await accept('acme', changed.termsDigest);
+    await accept('bravo', changed.termsDigest);
+    const r2 = (await client.startRound({ taskId })).round!;
+    assert.deepEqual(r2.selected, ['acme', 'bravo']);
+    await client.cancelRound({ taskId, number: r2.number, reason: 'test done' });
+  });
+
   test('rejections: unknown task, tenant not selected, duplicate upload', async () => {
     await assert.rejects(client.getUploadPolicy({ taskId: 'no-such-task', round: 1, tenant: 'acme' }), /NOT_FOUND|does not exist/);
     const taskId = uniqueId('t');

@@ -36,7 +36,7 @@ export async function startFakeAggregator(tasks: Map<string, FakeTask>): Promise
   const server = new Server();
   const unimplemented = (_: unknown, cb: (e: Partial<ServiceError>) => void): void => cb(fail(status.UNIMPLEMENTED, 'not in the test double'));
   const impl: apb.AggregatorServiceServer = {
-    createTask: unimplemented, listTasks: unimplemented, startRound: unimplemented, listRounds: unimplemented, cancelRound: unimplemented,
+    createTask: unimplemented, listTasks: unimplemented, startRound: unimplemented, listRounds: unimplemented, cancelRound: unimplemented, updateTerms: unimplemented,
     getTask: (call, cb) => {
       const t = tasks.get(call.request.taskId);
       if (!t) return cb(fail(status.NOT_FOUND, `task ${call.request.taskId} does not exist`));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { FedmmError, KeyedMutex, type Logger } from '@fedmm/core';
 import { context, trace, type Link } from '@opentelemetry/api';
 import { Topics, type Bus } from '@fedmm/bus';
@@ -124,6 +125,26 @@ export class Coordinator {
         await this.fencedPut(taskKey(taskId), { ...task, accepted: [...task.accepted, tenant].sort() });
         await this.d.audit.append(taskId, 'terms.accepted', { tenant, termsDigest, signature: evidence.signatureB64, certificate: evidence.certificatePem }, tenant);
       }
+    });
+  }
+
+  /** Replaces the terms; acceptances of the old terms no longer count, so members accept again. */
+  async updateTerms(taskId: string, termsJson: string): Promise<TaskRecord> {
+    this.requireLeader();
+    try {
+      JSON.parse(termsJson);
+    } catch {
+      throw new FedmmError('INVALID_ARGUMENT', 'terms_json is not valid JSON');
+    }
+    return this.mutex.run(taskId, async () => {
+      const task = await this.getTask(taskId);
+      const termsDigest = createHash('sha256').update(termsJson).digest('hex');
+      if (termsDigest === task.termsDigest) return task;
+      const next: TaskRecord = { ...task, termsJson, termsDigest, accepted: [] };
+      await this.fencedPut(taskKey(taskId), next);
+      await this.d.audit.append(taskId, 'terms.recorded', { termsDigest, previousDigest: task.termsDigest, terms: JSON.parse(termsJson) as unknown }, 'coordinator');
+      this.d.log.info('task terms changed; members must accept them again', { task: taskId, termsDigest });
+      return next;
     });
   }
 

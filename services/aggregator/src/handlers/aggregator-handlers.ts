@@ -43,6 +43,7 @@ export function aggregatorBinding(c: Coordinator, log: Logger): ServiceBinding {
       });
       return {};
     }),
+    updateTerms: unary('UpdateTerms', log, async (req: pb.UpdateTermsRequest) => ({ task: taskToPb(await c.updateTerms(req.taskId, req.termsJson)) })),
     recordTermsAcceptance: unary('RecordTermsAcceptance', log, async (req: pb.RecordTermsAcceptanceRequest) => {
       await c.recordTermsAcceptance(req.taskId, req.tenant, req.termsDigest, { signatureB64: Buffer.from(req.signature).toString('base64'), certificatePem: req.certificatePem });
       return {};
