@@ -81,6 +81,11 @@ appender.stderr.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = WARN
 rootLogger.appenderRef.stderr.ref = STDERR
 EOF
+  # The readiness probe reads this too, also when it probes a broker this script did not start.
+  cat >"$dir/admin.properties" <<'EOF'
+request.timeout.ms=5000
+default.api.timeout.ms=10000
+EOF
 }
 
 # Runs a Kafka main class on the cached classpath with a small heap and quiet logging.
@@ -146,10 +151,6 @@ socket.request.max.bytes=104857600
 log.retention.hours=24
 log.segment.bytes=268435456
 log.retention.check.interval.ms=60000
-EOF
-  cat >"$dir/admin.properties" <<'EOF'
-request.timeout.ms=5000
-default.api.timeout.ms=10000
 EOF
   cat >"$dir/log4j2.properties" <<'EOF'
 status = warn

@@ -117,7 +117,13 @@ stop_with() {
   local signal="$1"
   if ! pid_alive; then
     rm -f "$pid_file"
-    if ping_ok; then say "the Redis on 127.0.0.1:$port was not started by this script; leaving it"; else say "not running"; fi
+    if ping_ok; then
+      # A crash asked of someone else's server would silently test nothing.
+      [ "$signal" = KILL ] && die "the Redis on 127.0.0.1:$port was not started from $dir, so it is not crashed: give the crash test a free port (FEDMM_REDIS_PORT)"
+      say "the Redis on 127.0.0.1:$port was not started by this script (no pid file in $dir); leaving it"
+    else
+      say "not running"
+    fi
     return 0
   fi
   local pid
