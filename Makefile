@@ -40,7 +40,10 @@ test-unit: build ## run the test suites (needs services-up)
 
 test: build services-up ## build, start Kafka and Redis, run every test
 	scripts/run-tests.sh
-	@if [ -x test/chart/run.sh ]; then test/chart/run.sh; fi
+	test/chart/run.sh
+
+chart-test: ## Helm chart checks: lint, template, kubeconform (installs helm and kubeconform once)
+	test/chart/run.sh
 
 demo: build ## run the whole federation on this machine; writes out/demo/report.{json,html}
 	node bin/fedmm.js demo --out out/demo

@@ -7,4 +7,9 @@ roots=("$@")
 [ ${#roots[@]} -eq 0 ] && roots=(libs services cli test)
 mapfile -t files < <(for r in "${roots[@]}"; do find "$r" -path '*/node_modules' -prune -o -path '*/dist/*' -name '*.test.js' -print; done | sort)
 if [ ${#files[@]} -eq 0 ]; then echo "no compiled tests under: ${roots[*]} (run make build first)" >&2; exit 1; fi
-exec node --enable-source-maps --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-timeout="${TEST_TIMEOUT_MS:-300000}" "${files[@]}"
+# Node's own choice of reporter (spec on a terminal, TAP otherwise), then the slowest files on stderr.
+if [ -t 1 ]; then reporter=spec; else reporter=tap; fi
+exec node --enable-source-maps --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-timeout="${TEST_TIMEOUT_MS:-300000}" \
+  --test-reporter="$reporter" --test-reporter-destination=stdout \
+  --test-reporter=./scripts/test-durations.mjs --test-reporter-destination=stderr \
+  "${files[@]}"
