@@ -8,7 +8,7 @@ import { createRpcClient, hostService, type HostedService, type RpcClient } from
 import { registryModule } from '@fedmm/registry-service';
 import { aggregatorModule, setAggregatorPeers } from '@fedmm/aggregator-service';
 import { privacyModule, PrivacyClient } from '@fedmm/privacy-service';
-import { kafkaBrokers, serviceEnv, tempDir, uniqueId } from '../support/env.js';
+import { kafkaBrokers, redisDbUrl, serviceEnv, tempDir, uniqueId } from '../support/env.js';
 import { downloadTensors, uploadVersion } from '../support/models.js';
 import { publishUpdateAsGateway } from '../support/updates.js';
 
@@ -29,7 +29,7 @@ describe('client-level DP at the aggregator: clipping, calibrated noise and acco
 
   before(async () => {
     bus = new KafkaBus({ brokers: kafkaBrokers, clientId: 'client-dp-test' });
-    store = new RedisStore('redis://127.0.0.1:6379/7');
+    store = new RedisStore(redisDbUrl(12));
     for (const e of await store.list('fedmm:')) await store.delete(e.key);
     registry = await hostService(registryModule, serviceEnv(dir), { bus, store });
     privacy = await hostService(privacyModule, serviceEnv(dir), { bus, store });

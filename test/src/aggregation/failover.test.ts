@@ -10,7 +10,7 @@ import { waitFor } from '@fedmm/core';
 import { createRpcClient, hostService, type HostedService, type RpcClient } from '@fedmm/service-kit';
 import { registryModule } from '@fedmm/registry-service';
 import { aggregatorModule } from '@fedmm/aggregator-service';
-import { kafkaBrokers, serviceEnv, tempDir, uniqueId } from '../support/env.js';
+import { kafkaBrokers, redisDbUrl, serviceEnv, tempDir, uniqueId } from '../support/env.js';
 import { downloadTensors, uploadVersion } from '../support/models.js';
 import { publishUpdateAsGateway } from '../support/updates.js';
 
@@ -53,7 +53,7 @@ describe('failover on real processes, Kafka and Redis', { timeout: 240_000 }, ()
     const proc = spawn(process.execPath, [join(root, 'bin/fedmm.js'), 'serve', 'aggregator-worker'], {
       env: {
         ...aggEnv(), FEDMM_BUS: 'kafka', FEDMM_KAFKA_BROKERS: kafkaBrokers.join(','), FEDMM_STORE: 'redis',
-        FEDMM_REDIS_URL: `redis://127.0.0.1:6379/${db}`, FEDMM_LOG_LEVEL: 'debug',
+        FEDMM_REDIS_URL: redisDbUrl(db), FEDMM_LOG_LEVEL: 'debug',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -66,7 +66,7 @@ describe('failover on real processes, Kafka and Redis', { timeout: 240_000 }, ()
 
   before(async () => {
     bus = new KafkaBus({ brokers: kafkaBrokers, clientId: 'failover-test' });
-    store = new RedisStore(`redis://127.0.0.1:6379/${db}`);
+    store = new RedisStore(redisDbUrl(db));
     // Rounds left by an interrupted earlier run would be finished by these workers too.
     for (const e of await store.list('fedmm:')) await store.delete(e.key);
     registry = await hostService(registryModule, serviceEnv(dir), { bus, store });

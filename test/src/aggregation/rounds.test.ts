@@ -6,7 +6,7 @@ import { RedisStore } from '@fedmm/store';
 import { createRpcClient, hostService, type HostedService, type RpcClient } from '@fedmm/service-kit';
 import { registryModule } from '@fedmm/registry-service';
 import { aggregatorModule } from '@fedmm/aggregator-service';
-import { kafkaBrokers, serviceEnv, tempDir, uniqueId } from '../support/env.js';
+import { kafkaBrokers, redisDbUrl, serviceEnv, tempDir, uniqueId } from '../support/env.js';
 import { downloadTensors, uploadVersion, type NamedArrays } from '../support/models.js';
 import { publishUpdateAsGateway } from '../support/updates.js';
 import { waitFor } from '@fedmm/core';
@@ -66,7 +66,7 @@ describe('rounds end to end on real Kafka and Redis', { timeout: 240_000 }, () =
 
   before(async () => {
     bus = new KafkaBus({ brokers: kafkaBrokers, clientId: 'rounds-test', sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 });
-    store = new RedisStore(`redis://127.0.0.1:6379/${redisDb}`);
+    store = new RedisStore(redisDbUrl(redisDb));
     for (const e of await store.list('fedmm:')) await store.delete(e.key);
     registry = await hostService(registryModule, env(), { bus, store });
     agg = await hostService(aggregatorModule, env({ FEDMM_REGISTRY_ADDR: registry.address }), { bus, store });

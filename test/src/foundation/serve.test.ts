@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkHealth } from '@fedmm/service-kit';
 import { initPkiDir } from '@fedmm/pki';
-import { kafkaBrokers, tempDir } from '../support/env.js';
+import { kafkaBrokers, redisDbUrl, tempDir } from '../support/env.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const fedmm = join(root, 'bin/fedmm.js');
@@ -29,7 +29,7 @@ describe('each service runs alone as its own process', { timeout: 180_000 }, () 
       const dir = tempDir(`serve-${name}`);
       const port = 17100 + i * 2 + Math.floor(Math.random() * 50) * 20;
       const env: NodeJS.ProcessEnv = {
-        FEDMM_BUS: 'kafka', FEDMM_KAFKA_BROKERS: kafkaBrokers.join(','), FEDMM_STORE: 'redis', FEDMM_REDIS_URL: 'redis://127.0.0.1:6379/8',
+        FEDMM_BUS: 'kafka', FEDMM_KAFKA_BROKERS: kafkaBrokers.join(','), FEDMM_STORE: 'redis', FEDMM_REDIS_URL: redisDbUrl(13),
         FEDMM_GRPC_HOST: '127.0.0.1', FEDMM_GRPC_PORT: String(port), FEDMM_DATA_DIR: dir, FEDMM_LOG_LEVEL: 'info',
       };
       if (name === 'gateway') {

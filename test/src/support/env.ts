@@ -7,6 +7,15 @@ import { join } from 'node:path';
 export const kafkaBrokers = (process.env['FEDMM_KAFKA_BROKERS'] ?? '127.0.0.1:9092').split(',');
 export const redisUrl = process.env['FEDMM_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
+/**
+ * The URL of one numbered database on the test Redis. A suite that flushes its database or holds
+ * the coordinator's lease owns one, since suites run in parallel: 5 rounds, 6 failover, 7 trace,
+ * 8 dashboards, 9 agent, 11 secure rounds, 12 client DP, 13 serve.
+ */
+export function redisDbUrl(db: number): string {
+  return `${redisUrl.replace(/\/\d+$/, '')}/${db}`;
+}
+
 export function uniqueId(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
 }
