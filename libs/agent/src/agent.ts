@@ -243,6 +243,7 @@ export class Agent {
   async #prepare(taskId: string, round: number, opened: epb.RoundOpened, signal: AbortSignal | undefined, log: Logger): Promise<{ meta: SavedUpdate; payload: UpdatePayload }> {
     const { tenant } = this.config;
     const attempt = opened.attempt;
+    this.models.useTask(taskId);
     const model = await this.models.loadRound(opened.inputVersionId, signal);
     const data = await this.#samples(model.baseVersionId, model.base.tokenizer, model.base.config.numClasses);
     log.info('training', { samples: data.train.length, input: opened.inputVersionId });

@@ -127,6 +127,23 @@ test('the subscription reconnects after the stream breaks and announces each con
   assert.equal((await it.next()).done, true);
 });
 
+test('a stream that breaks, or is cancelled, while the caller is busy with a round neither crashes the process nor is lost', async () => {
+  const ac = new AbortController();
+  const it = conn.subscribe(['t'], ac.signal);
+  assert.equal((await it.next()).value?.kind, 'connected');
+  await waitUntil(() => gw.subscribers.size === 1);
+  // The caller is "training": the generator waits at its yield while the stream breaks.
+  gw.dropSubscribers();
+  await new Promise((r) => setTimeout(r, 100));
+  const re = await it.next();
+  assert.equal(re.value?.kind === 'connected' ? re.value.reconnects : -1, 1, 'the break was noticed and the stream reopened');
+  await waitUntil(() => gw.subscribers.size === 1);
+  // SIGTERM while busy: the cancelled call reports CANCELLED to nobody.
+  ac.abort();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await it.next()).done, true);
+});
+
 test('a terms signature verifies with the tenant key over the digest text, and not for another digest or key', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -135,9 +135,9 @@ export class GatewayConnection {
   }
 
   /** A version's metadata (the first message of its download; the stream is then cancelled). */
-  async describeVersion(versionId: string, signal?: AbortSignal): Promise<rpb.ModelVersion> {
+  async describeVersion(versionId: string, signal?: AbortSignal, taskId = ''): Promise<rpb.ModelVersion> {
     return this.#retry(`describe version ${versionId}`, () => new Promise<rpb.ModelVersion>((resolve, reject) => {
-      const call = this.#client.downloadModel({ versionId, offset: 0 }, { deadlineMs: this.#callTimeoutMs });
+      const call = this.#client.downloadModel({ versionId, offset: 0, taskId }, { deadlineMs: this.#callTimeoutMs });
       let done = false;
       const finish = (err: unknown, v?: rpb.ModelVersion): void => {
         if (done) return;
@@ -163,7 +163,7 @@ export class GatewayConnection {
    * next try asks for the bytes after those on disk. Each chunk's CRC-32C and its offset are
    * checked as it arrives, the whole file's sha256 against the version's artifact_sha256 at the end.
    */
-  async downloadVersion(versionId: string, destFile: string, opts: { signal?: AbortSignal; onProgress?: (p: TransferProgress) => void } = {}): Promise<DownloadOutcome> {
+  async downloadVersion(versionId: string, destFile: string, opts: { signal?: AbortSignal; onProgress?: (p: TransferProgress) => void; taskId?: string } = {}): Promise<DownloadOutcome> {
     mkdirSync(dirname(destFile), { recursive: true });
     const part = `${destFile}.part`;
     const resumedFrom: number[] = [];
@@ -189,13 +189,13 @@ export class GatewayConnection {
     }
   }
 
-  #downloadFrom(versionId: string, part: string, from: number, opts: { signal?: AbortSignal; onProgress?: (p: TransferProgress) => void }): Promise<rpb.ModelVersion> {
+  #downloadFrom(versionId: string, part: string, from: number, opts: { signal?: AbortSignal; onProgress?: (p: TransferProgress) => void; taskId?: string }): Promise<rpb.ModelVersion> {
     return new Promise<rpb.ModelVersion>((resolve, reject) => {
       const fd = openSync(part, 'a');
       let offset = from;
       let version: rpb.ModelVersion | undefined;
       let settled = false;
-      const call: ClientReadableStream<gpb.DownloadModelResponse> = this.#client.downloadModel({ versionId, offset: from });
+      const call: ClientReadableStream<gpb.DownloadModelResponse> = this.#client.downloadModel({ versionId, offset: from, taskId: opts.taskId ?? '' });
       const settle = (err?: unknown): void => {
         if (settled) return;
         settled = true;
@@ -355,6 +355,13 @@ export class GatewayConnection {
     let reconnects = 0;
     while (!signal.aborted) {
       const call = this.#client.subscribeRoundEvents({ taskIds: [...taskIds] });
+      // While the caller works on a round this generator sits at a yield and nothing iterates the
+      // stream; grpc-js emits a broken stream's status as an 'error' event then, which without a
+      // listener would end the process. Kept here, it is rethrown once iteration resumes.
+      let streamError: unknown;
+      call.on('error', (e: unknown) => {
+        streamError ??= e;
+      });
       const onAbort = (): void => call.cancel();
       signal.addEventListener('abort', onAbort, { once: true });
       let announced = false;
@@ -368,6 +375,7 @@ export class GatewayConnection {
           if (m.event) yield { kind: 'event', event: m.event };
         }
         if (signal.aborted) return;
+        if (streamError !== undefined) throw streamError;
         this.#log.warn('the round-event stream ended; reconnecting', {});
       } catch (e) {
         if (signal.aborted) return;

@@ -65,6 +65,7 @@ export class ModelSource {
   readonly #indexFile: string;
   #index: Record<string, VersionRecord>;
   #base: { versionId: string; model: BaseModel } | undefined;
+  #taskId = '';
 
   constructor(conn: GatewayConnection, workDir: string, log: Logger) {
     this.#conn = conn;
@@ -74,11 +75,16 @@ export class ModelSource {
     this.#index = existsSync(this.#indexFile) ? (JSON.parse(readFileSync(this.#indexFile, 'utf8')) as Record<string, VersionRecord>) : {};
   }
 
+  /** Names the task whose round the next downloads are for (a selected member may fetch its round's input whatever its tier). */
+  useTask(taskId: string): void {
+    this.#taskId = taskId;
+  }
+
   /** A version's record, asking the gateway only the first time. */
   async describe(versionId: string, signal?: AbortSignal): Promise<VersionRecord> {
     const known = this.#index[versionId];
     if (known) return known;
-    return this.#remember(await this.#conn.describeVersion(versionId, signal));
+    return this.#remember(await this.#conn.describeVersion(versionId, signal, this.#taskId));
   }
 
   #remember(v: rpb.ModelVersion): VersionRecord {
@@ -104,7 +110,7 @@ export class ModelSource {
     }
     const tmp = join(this.#dir, `${versionId.replace(/[^A-Za-z0-9._-]/g, '_')}.download`);
     const started = Date.now();
-    const out = await this.#conn.downloadVersion(versionId, tmp, signal ? { signal } : {});
+    const out = await this.#conn.downloadVersion(versionId, tmp, { ...(signal ? { signal } : {}), taskId: this.#taskId });
     const record = this.#remember(out.version);
     const file = join(this.#dir, `${record.sha256}.safetensors`);
     renameSync(tmp, file);

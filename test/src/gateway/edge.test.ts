@@ -71,21 +71,29 @@ test('models download through the gateway from the registry, resumable by offset
     call.end();
   });
   const client = h.client('acme');
-  const whole = await readAll(client.downloadModel({ versionId: version.versionId, offset: 0 }));
+  const whole = await readAll(client.downloadModel({ versionId: version.versionId, offset: 0, taskId: '' }));
   assert.equal(whole.version?.artifactSha256, sha);
   assert.ok(whole.bytes.equals(artifact));
 
   // Cut after two chunks, resume from the bytes received.
-  const cut = client.downloadModel({ versionId: version.versionId, offset: 0 });
+  const cut = client.downloadModel({ versionId: version.versionId, offset: 0, taskId: '' });
   const head = await readAll(cut, 2);
   cut.cancel();
   assert.equal(head.chunks, 2);
-  const rest = await readAll(client.downloadModel({ versionId: version.versionId, offset: head.bytes.length }));
+  const rest = await readAll(client.downloadModel({ versionId: version.versionId, offset: head.bytes.length, taskId: '' }));
   assert.ok(Buffer.concat([head.bytes, rest.bytes]).equals(artifact));
 
   await registry.setAccessRule({ rule: { modelId, tenant: 'globex', versionDelayRounds: 0, denied: true, tier: 'none' } });
-  await rejectsWith(readAll(h.client('globex').downloadModel({ versionId: version.versionId, offset: 0 })), 'PERMISSION_DENIED', /globex has no access/);
-  await rejectsWith(readAll(client.downloadModel({ versionId: 'gw-model-none@1', offset: 0 })), 'NOT_FOUND');
+  await rejectsWith(readAll(h.client('globex').downloadModel({ versionId: version.versionId, offset: 0, taskId: '' })), 'PERMISSION_DENIED', /globex has no access/);
+  // Selected for an open round whose input is this version, globex may fetch it to train; the tier
+  // still applies to everything else, and to members not selected.
+  const t = addTask(h, [{ name: 'w.lora_A', shape: [800, 1000] }], { selected: ['globex'] });
+  t.round = { ...t.round!, inputVersionId: version.versionId };
+  const granted = await readAll(h.client('globex').downloadModel({ versionId: version.versionId, offset: 0, taskId: t.task.taskId }));
+  assert.ok(granted.bytes.equals(artifact));
+  t.round = { ...t.round, selected: ['acme'] };
+  await rejectsWith(readAll(h.client('globex').downloadModel({ versionId: version.versionId, offset: 0, taskId: t.task.taskId })), 'PERMISSION_DENIED', /globex has no access/);
+  await rejectsWith(readAll(client.downloadModel({ versionId: 'gw-model-none@1', offset: 0, taskId: '' })), 'NOT_FOUND');
   registry.close();
 });
 

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
-import { gateway as pb, registry as rpb } from '@fedmm/proto';
+import { gateway as pb, registry as rpb, task as taskPb } from '@fedmm/proto';
 import { tenantFromCall, type CallWithAuthContext } from '@fedmm/pki';
 import { clientStream, fromServiceError, serverStream, unary, type CallContext, type RpcClient, type ServiceBinding } from '@fedmm/service-kit';
 import { fedmmMetrics } from '@fedmm/telemetry';
@@ -68,8 +68,11 @@ export function gatewayBinding(d: GatewayHandlerDeps): ServiceBinding {
     downloadModel: serverStream('DownloadModel', log, async (req: pb.DownloadModelRequest, write, ctx) => {
       const tenant = tenantOf(ctx);
       if (!req.versionId) throw new FedmmError('INVALID_ARGUMENT', 'version_id is required');
+      // A member selected for a task's open round may fetch that round's input whatever its access
+      // tier: it cannot train without it. Every other download goes through the tier's rules.
+      const participating = req.taskId ? await roundInputGrant(d.aggregator, req.taskId, tenant, req.versionId) : false;
       const release = d.limits.acquireStream(tenant, 'download');
-      const call = d.registry.downloadVersion({ versionId: req.versionId, offset: req.offset, tenant, chunkSize: 0 });
+      const call = d.registry.downloadVersion({ versionId: req.versionId, offset: req.offset, tenant: participating ? '' : tenant, chunkSize: 0 });
       const onAbort = (): void => call.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {
@@ -137,4 +140,13 @@ export function gatewayBinding(d: GatewayHandlerDeps): ServiceBinding {
     }),
   };
   return { name: 'fedmm.v1.GatewayService', definition: pb.GatewayServiceService, implementation: impl };
+}
+
+/** Whether the tenant is selected for the task's open round and the version is that round's input. */
+async function roundInputGrant(aggregator: AggregatorPort, taskId: string, tenant: string, versionId: string): Promise<boolean> {
+  const snap = await aggregator.getTask(taskId).catch(() => undefined);
+  const r = snap?.currentRound;
+  if (!snap || !r || !snap.task.members.includes(tenant)) return false;
+  const open = r.state === taskPb.RoundState.ROUND_STATE_OPEN || r.state === taskPb.RoundState.ROUND_STATE_COLLECTING;
+  return open && r.selected.includes(tenant) && r.inputVersionId === versionId;
 }
