@@ -4,9 +4,10 @@ import { FedmmError } from '@fedmm/core';
 import * as tf from '@tensorflow/tfjs';
 import { assertClose, randomUpdates, refMedian, refTrimmed } from '../testing/fixtures.js';
 import type { Compute } from './compute.js';
-import { cpuCompute } from './cpu-compute.js';
+import { cpuCompute, createCpuCompute } from './cpu-compute.js';
 import { TFJS_NODE_GPU, loadCompute } from './load-compute.js';
 import { type TfModule, createTfjsCompute } from './tfjs-compute.js';
+import { createWasmKernels } from './wasm-kernels.js';
 
 const rows = randomUpdates(9, 7, 513).map((u) => u.values);
 
@@ -50,6 +51,51 @@ describe('cpu kernels', () => {
       assertClose(acc, ref, 1e-15, 1e-12, `k=${k}`);
     }
     assert.throws(() => cpuCompute.weightedSumInto(new Float64Array(10), 0, [new Float32Array(11)], [1]), FedmmError);
+  });
+
+  it('the SIMD and scalar linear kernels agree bit for bit, across blocks, row groups and tails', () => {
+    assert.equal(cpuCompute.name, 'cpu', 'node 20 has WebAssembly SIMD: the default kernels must use it');
+    const scalar = createCpuCompute({ simd: false });
+    assert.equal(scalar.name, 'cpu-scalar');
+    // A small block so that one call spans several blocks and ends in a partial one.
+    const simd = createWasmKernels(16)!;
+    const long = randomUpdates(21, 19, 203).map((u) => u.values);
+    for (const k of [1, 2, 3, 5, 7, 8, 9, 16, 19]) {
+      for (const [offset, n] of [[0, 203], [5, 1], [7, 3], [11, 16], [2, 33], [40, 163]] as const) {
+        const rs = long.slice(0, k).map((r) => r.subarray(203 - n));
+        const weights = rs.map((_, j) => (j + 1) * 13.37 - (j % 3) * 40);
+        const a = Float64Array.from({ length: 260 }, (_, i) => Math.sin(i) * 1e3);
+        const b = a.slice();
+        const c = a.slice();
+        scalar.weightedSumInto(a, offset, rs, weights);
+        simd.weightedSumInto(b, offset, rs, weights);
+        cpuCompute.weightedSumInto(c, offset, rs, weights);
+        assert.deepEqual(b, a, `block-16 SIMD k=${k} offset=${offset} n=${n}`);
+        assert.deepEqual(c, a, `default SIMD k=${k} offset=${offset} n=${n}`);
+        const outA = new Float32Array(260).fill(-1);
+        const outB = outA.slice();
+        scalar.scaleInto(outA, a, offset, n, 1 / 7.3);
+        simd.scaleInto(outB, a, offset, n, 1 / 7.3);
+        assert.deepEqual(outB, outA, `scaleInto offset=${offset} n=${n}`);
+      }
+    }
+    // Special values go through the same IEEE operations.
+    const specials = Float32Array.of(NaN, Infinity, -Infinity, -0, 3.4e38, 1e-45, -1e-45, 0.1);
+    const x = new Float64Array(8);
+    const y = new Float64Array(8);
+    scalar.weightedSumInto(x, 0, [specials, specials], [1e300, -2]);
+    simd.weightedSumInto(y, 0, [specials, specials], [1e300, -2]);
+    assert.deepEqual(y, x);
+  });
+
+  it('linear kernels reject rows, weights and ranges that do not fit', () => {
+    for (const compute of [cpuCompute, createCpuCompute({ simd: false })]) {
+      assert.throws(() => compute.weightedSumInto(new Float64Array(10), 0, [new Float32Array(4), new Float32Array(5)], [1, 1]), FedmmError);
+      assert.throws(() => compute.weightedSumInto(new Float64Array(10), -1, [new Float32Array(4)], [1]), FedmmError);
+      assert.throws(() => compute.weightedSumInto(new Float64Array(10), 0, [new Float32Array(4), new Float32Array(4)], [1]), FedmmError);
+      assert.throws(() => compute.scaleInto(new Float32Array(4), new Float64Array(10), 2, 5, 1), FedmmError);
+      assert.throws(() => compute.scaleInto(new Float32Array(10), new Float64Array(10), 8, 5, 1), FedmmError);
+    }
   });
 
   it('median, trimmed mean and distances match sorting in float64', () => {

@@ -1,5 +1,6 @@
 import { invalidArgument } from '@fedmm/core';
 import type { Compute } from './compute.js';
+import { createWasmKernels } from './wasm-kernels.js';
 
 // Fused kernels read the accumulator once per up to 8 client rows: the float64 accumulator is
 // the dominant memory traffic, so fusing is what brings throughput near memcpy speed.
@@ -71,103 +72,147 @@ function checkRows(rows: readonly Float32Array[], start: number, length: number)
   }
 }
 
-/** The default kernels: plain loops over typed arrays, zero-copy over the received buffers. */
-export const cpuCompute: Compute = Object.freeze({
-  name: 'cpu',
+/** The scalar loop of weightedSumInto: fused passes of up to 8 rows over the accumulator. */
+function scalarWeightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
+  let j = 0;
+  const k = rows.length;
+  for (; j + 8 <= k; j += 8) fused8(acc, offset, rows, weights, j);
+  if (j + 4 <= k) {
+    fused4(acc, offset, rows[j]!, rows[j + 1]!, rows[j + 2]!, rows[j + 3]!, weights[j]!, weights[j + 1]!, weights[j + 2]!, weights[j + 3]!);
+    j += 4;
+  }
+  if (j + 2 <= k) {
+    fused2(acc, offset, rows[j]!, rows[j + 1]!, weights[j]!, weights[j + 1]!);
+    j += 2;
+  }
+  if (j < k) fused1(acc, offset, rows[j]!, weights[j]!);
+}
 
-  weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
-    const n = rows[0]?.length ?? 0;
-    if (offset < 0 || offset + n > acc.length) {
-      throw invalidArgument(`rows of ${n} elements at offset ${offset} do not fit an accumulator of ${acc.length}`);
-    }
-    for (const r of rows) {
-      if (r.length !== n) throw invalidArgument(`weightedSumInto needs rows of one length; got ${r.length} and ${n}`);
-    }
-    let j = 0;
-    const k = rows.length;
-    for (; j + 8 <= k; j += 8) fused8(acc, offset, rows, weights, j);
-    if (j + 4 <= k) {
-      fused4(acc, offset, rows[j]!, rows[j + 1]!, rows[j + 2]!, rows[j + 3]!, weights[j]!, weights[j + 1]!, weights[j + 2]!, weights[j + 3]!);
-      j += 4;
-    }
-    if (j + 2 <= k) {
-      fused2(acc, offset, rows[j]!, rows[j + 1]!, weights[j]!, weights[j + 1]!);
-      j += 2;
-    }
-    if (j < k) fused1(acc, offset, rows[j]!, weights[j]!);
-  },
+function scalarScaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void {
+  const end = start + length;
+  for (let i = start; i < end; i++) out[i] = src[i]! * factor;
+}
 
-  scaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void {
-    const end = start + length;
-    for (let i = start; i < end; i++) out[i] = src[i]! * factor;
-  },
+/** Sum of squares of x, in float64 (two partial sums). */
+function squaredNorm(x: Float32Array): number {
+  let s0 = 0;
+  let s1 = 0;
+  const n = x.length;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const a = x[i]!;
+    const b = x[i + 1]!;
+    s0 += a * a;
+    s1 += b * b;
+  }
+  if (i < n) s0 += x[i]! * x[i]!;
+  return s0 + s1;
+}
 
-  squaredNorm(x: Float32Array): number {
-    let s0 = 0;
-    let s1 = 0;
-    const n = x.length;
-    let i = 0;
-    for (; i + 1 < n; i += 2) {
-      const a = x[i]!;
-      const b = x[i + 1]!;
-      s0 += a * a;
-      s1 += b * b;
-    }
-    if (i < n) s0 += x[i]! * x[i]!;
-    return s0 + s1;
-  },
-
-  pairwiseSquaredDistances(rows: readonly Float32Array[], start: number, length: number, out: Float64Array): void {
-    const k = rows.length;
-    checkRows(rows, start, length);
-    const end = start + length;
-    for (let a = 0; a < k; a++) {
-      const ra = rows[a]!;
-      for (let b = a + 1; b < k; b++) {
-        const rb = rows[b]!;
-        let s = 0;
-        for (let i = start; i < end; i++) {
-          const d = ra[i]! - rb[i]!;
-          s += d * d;
-        }
-        out[a * k + b]! += s;
-        out[b * k + a]! += s;
-      }
-    }
-  },
-
-  coordinateMedian(rows: readonly Float32Array[], start: number, length: number, out: Float32Array): void {
-    const k = rows.length;
-    checkRows(rows, start, length);
-    if (k === 0) throw invalidArgument('coordinateMedian needs at least one row');
-    const v = new Float64Array(k);
-    const mid = (k - 1) >>> 1;
-    const end = start + length;
-    for (let i = start; i < end; i++) {
-      gather(rows, i, v);
-      select(v, 0, k - 1, mid);
-      out[i] = k % 2 === 1 ? v[mid]! : (v[mid]! + minOf(v, mid + 1, k - 1)) / 2;
-    }
-  },
-
-  coordinateTrimmedMean(rows: readonly Float32Array[], trim: number, start: number, length: number, out: Float32Array): void {
-    const k = rows.length;
-    checkRows(rows, start, length);
-    if (!Number.isInteger(trim) || trim < 0 || 2 * trim >= k) {
-      throw invalidArgument(`cannot drop ${trim} values from each end of ${k}; at least one value must remain`);
-    }
-    const v = new Float64Array(k);
-    const kept = k - 2 * trim;
-    const end = start + length;
-    for (let i = start; i < end; i++) {
-      gather(rows, i, v);
-      if (trim > 0) {
-        select(v, 0, k - 1, trim);
-        select(v, trim, k - 1, k - trim - 1);
-      }
+/** Squared distances between all pairs of rows over [start, start + length), added into out. */
+function pairwiseSquaredDistances(rows: readonly Float32Array[], start: number, length: number, out: Float64Array): void {
+  const k = rows.length;
+  checkRows(rows, start, length);
+  const end = start + length;
+  for (let a = 0; a < k; a++) {
+    const ra = rows[a]!;
+    for (let b = a + 1; b < k; b++) {
+      const rb = rows[b]!;
       let s = 0;
-      for (let j = trim; j < k - trim; j++) s += v[j]!;
-      out[i] = s / kept;
+      for (let i = start; i < end; i++) {
+        const d = ra[i]! - rb[i]!;
+        s += d * d;
+      }
+      out[a * k + b]! += s;
+      out[b * k + a]! += s;
     }
-  },
-});
+  }
+}
+
+/** Coordinate-wise median by quickselect, O(K) per coordinate. */
+function coordinateMedian(rows: readonly Float32Array[], start: number, length: number, out: Float32Array): void {
+  const k = rows.length;
+  checkRows(rows, start, length);
+  if (k === 0) throw invalidArgument('coordinateMedian needs at least one row');
+  const v = new Float64Array(k);
+  const mid = (k - 1) >>> 1;
+  const end = start + length;
+  for (let i = start; i < end; i++) {
+    gather(rows, i, v);
+    select(v, 0, k - 1, mid);
+    out[i] = k % 2 === 1 ? v[mid]! : (v[mid]! + minOf(v, mid + 1, k - 1)) / 2;
+  }
+}
+
+/** Coordinate-wise mean without the `trim` smallest and largest values, by two quickselects. */
+function coordinateTrimmedMean(rows: readonly Float32Array[], trim: number, start: number, length: number, out: Float32Array): void {
+  const k = rows.length;
+  checkRows(rows, start, length);
+  if (!Number.isInteger(trim) || trim < 0 || 2 * trim >= k) {
+    throw invalidArgument(`cannot drop ${trim} values from each end of ${k}; at least one value must remain`);
+  }
+  const v = new Float64Array(k);
+  const kept = k - 2 * trim;
+  const end = start + length;
+  for (let i = start; i < end; i++) {
+    gather(rows, i, v);
+    if (trim > 0) {
+      select(v, 0, k - 1, trim);
+      select(v, trim, k - 1, k - trim - 1);
+    }
+    let s = 0;
+    for (let j = trim; j < k - trim; j++) s += v[j]!;
+    out[i] = s / kept;
+  }
+}
+
+/** Options of createCpuCompute. */
+export interface CpuComputeOptions {
+  /**
+   * Run the linear kernels (weightedSumInto, scaleInto) in WebAssembly SIMD (default true; falls
+   * back to the scalar loops where WebAssembly SIMD is unavailable). Results are bit-identical.
+   */
+  readonly simd?: boolean;
+}
+
+/**
+ * Typed-array kernels, zero-copy over the received buffers; the linear ones in WebAssembly SIMD
+ * unless `simd: false`. The name tells which: 'cpu' (SIMD) or 'cpu-scalar'.
+ */
+export function createCpuCompute(options: CpuComputeOptions = {}): Compute {
+  const wasm = options.simd === false ? undefined : createWasmKernels();
+  const sumInto = wasm?.weightedSumInto ?? scalarWeightedSumInto;
+  const scale = wasm?.scaleInto ?? scalarScaleInto;
+  return Object.freeze({
+    name: wasm === undefined ? 'cpu-scalar' : 'cpu',
+
+    weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
+      const n = rows[0]?.length ?? 0;
+      if (!Number.isInteger(offset) || offset < 0 || offset + n > acc.length) {
+        throw invalidArgument(`rows of ${n} elements at offset ${offset} do not fit an accumulator of ${acc.length}`);
+      }
+      for (const r of rows) {
+        if (r.length !== n) throw invalidArgument(`weightedSumInto needs rows of one length; got ${r.length} and ${n}`);
+      }
+      if (weights.length < rows.length) {
+        throw invalidArgument(`weightedSumInto got ${rows.length} rows but ${weights.length} weights; pass one weight per row`);
+      }
+      sumInto(acc, offset, rows, weights);
+    },
+
+    scaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void {
+      if (!Number.isInteger(start) || start < 0 || length < 0 || start + length > src.length || start + length > out.length) {
+        throw invalidArgument(`range [${start}, ${start + length}) does not fit a source of ${src.length} and an output of ${out.length}`);
+      }
+      scale(out, src, start, length, factor);
+    },
+
+    squaredNorm,
+    pairwiseSquaredDistances,
+    coordinateMedian,
+    coordinateTrimmedMean,
+  });
+}
+
+/** The default kernels (SIMD where available). */
+export const cpuCompute: Compute = createCpuCompute();
