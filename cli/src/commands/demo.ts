@@ -5,19 +5,28 @@ import { startTelemetry } from '@fedmm/telemetry';
 import { UsageError, type Command } from '../command.js';
 
 const usage = `fedmm demo [--out DIR] [--rounds N] [--seed S] [--epochs E] [--companies a,b,c] [--keep-running]
+           [--privacy none|record|client] [--noise-multiplier Z] [--clip-norm C] [--validation-size N]
            [--train-size N] [--test-size N] [--public-size N] [--pretrain-epochs N] [--personal-epochs N]
 
 Runs a whole federation on this machine and writes DIR/report.json and DIR/report.html:
 generates the city-safety benchmark (reused when present), pretrains the base (cached), trains
 the local-only and centralized baselines, starts the five services in one process on the
 embedded adapters with the gateway on mutual TLS, starts one agent process per company, runs
-the rounds, then evaluates every published version on every company's test set.
+the rounds, then evaluates every published version on every company's test set. The report shows
+each company's accuracy, bytes, the epsilon it spent and its contribution.
 
   --out DIR          output folder (default out/demo)
   --rounds N         federated rounds (default 10)
   --epochs E         local epochs per round (default 2)
   --seed S           benchmark and training seed (default 7)
   --companies LIST   comma-separated subset of gridco, homesafe, metroops, smallcity
+  --privacy MODE     record (default): DP-SGD in every agent, per-example clip 1, noise 1.0;
+                     client: updates clipped to 3, noise 0.05 on the sum at the aggregator; none
+  --noise-multiplier Z, --clip-norm C
+                     override the mode's noise multiplier and clip norm
+  --validation-size N
+                     samples per company in the platform's validation set on which contributions
+                     are scored by accuracy (default 50; 0: none, contributions by consensus distance)
   --train-size N, --test-size N, --public-size N
                      shrink the benchmark (every company's splits, the public split) for a quick run
   --pretrain-epochs N, --personal-epochs N
@@ -42,6 +51,10 @@ export const demoCommand: Command = {
         'public-size': { type: 'string' },
         'pretrain-epochs': { type: 'string' },
         'personal-epochs': { type: 'string' },
+        privacy: { type: 'string' },
+        'noise-multiplier': { type: 'string' },
+        'clip-norm': { type: 'string' },
+        'validation-size': { type: 'string' },
         'keep-running': { type: 'boolean', default: false },
       },
     });
@@ -49,6 +62,7 @@ export const demoCommand: Command = {
     try {
       if (values['keep-running']) return await keepRunning(resolve(values.out));
       const { runDemo, demoDefaults } = await import('../demo/run.js');
+      const { PRIVACY_PRESETS } = await import('../demo/privacy.js');
       const int = (flag: string, v: string | undefined, fallback: number): number => {
         if (v === undefined) return fallback;
         const n = Number(v);
@@ -69,6 +83,22 @@ export const demoCommand: Command = {
         companies = companies.map((c) => ({ ...c, trainSize: trainSize ?? c.trainSize, testSize: testSize ?? c.testSize, ...(c.faults ? { faults: { labelNoise: c.faults.labelNoise ?? 0 } } : {}) }));
       }
       const publicSize = values['public-size'] === undefined ? undefined : int('public-size', values['public-size'], 1);
+      const mode = values.privacy ?? demoDefaults.privacy.mode;
+      if (mode !== 'none' && mode !== 'record' && mode !== 'client') throw new UsageError(`--privacy takes none, record or client, not ${JSON.stringify(mode)}`);
+      const real = (flag: string, v: string | undefined, fallback: number): number => {
+        if (v === undefined) return fallback;
+        const n = Number(v);
+        if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a positive number, not ${JSON.stringify(v)}`);
+        return n;
+      };
+      const preset = PRIVACY_PRESETS[mode];
+      if (mode === 'none' && (values['noise-multiplier'] !== undefined || values['clip-norm'] !== undefined)) throw new UsageError('--noise-multiplier and --clip-norm need --privacy record or client');
+      const privacy = { ...preset, noiseMultiplier: real('noise-multiplier', values['noise-multiplier'], preset.noiseMultiplier), clipNorm: real('clip-norm', values['clip-norm'], preset.clipNorm) };
+      let validationPerCompany = demoDefaults.validationPerCompany;
+      if (values['validation-size'] !== undefined) {
+        validationPerCompany = Number(values['validation-size']);
+        if (!Number.isInteger(validationPerCompany) || validationPerCompany < 0) throw new UsageError(`--validation-size must be a non-negative integer, not ${JSON.stringify(values['validation-size'])}`);
+      }
       const started = Date.now();
       const { report, files } = await runDemo({
         ...demoDefaults,
@@ -80,6 +110,8 @@ export const demoCommand: Command = {
         ...(publicSize !== undefined ? { publicSize } : {}),
         pretrainEpochs: int('pretrain-epochs', values['pretrain-epochs'], demoDefaults.pretrainEpochs),
         ...(values['personal-epochs'] !== undefined ? { personalEpochs: int('personal-epochs', values['personal-epochs'], 1) } : {}),
+        privacy,
+        validationPerCompany,
         print: (line) => process.stdout.write(`${line}\n`),
       });
       const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;
@@ -90,6 +122,10 @@ export const demoCommand: Command = {
         process.stdout.write(`${c.name.padEnd(w)}  ${pct(c.localOnly.accuracy).padStart(10)}  ${pct(c.federated.accuracy).padStart(9)}  ${pct(c.personalized.accuracy).padStart(12)}  ${pct(c.centralized.accuracy).padStart(11)}  ${`${c.gain >= 0 ? '+' : ''}${(100 * c.gain).toFixed(1)} pts`.padEnd(10)}  ${`${(c.cost.bytesSent / 2 ** 20).toFixed(2)} MiB`.padEnd(10)}  ${`${(c.cost.bytesReceived / 2 ** 20).toFixed(2)} MiB`.padEnd(10)}  ${c.cost.trainingSeconds.toFixed(1)} s\n`);
       }
       process.stdout.write(`${'mean'.padEnd(w)}  ${pct(s.meanLocalOnly).padStart(10)}  ${pct(s.meanFederated).padStart(9)}  ${pct(s.meanPersonalized).padStart(12)}  ${pct(s.meanCentralized).padStart(11)}\n\n`);
+      const eps = report.companies.filter((c) => c.privacy).map((c) => `${c.name} ${c.privacy!.epsilon.toFixed(2)}`);
+      if (eps.length > 0) process.stdout.write(`epsilon spent (delta ${report.privacy?.delta ?? ''}): ${eps.join(', ')}\n`);
+      const shares = report.companies.filter((c) => c.contribution).map((c) => `${c.name} ${(100 * c.contribution!.rewardShare).toFixed(1)} %`);
+      if (shares.length > 0) process.stdout.write(`reward shares (${report.contributionMethod ?? ''} Shapley, ${report.contributionUtility || 'utility'}): ${shares.join(', ')}\n`);
       process.stdout.write(`${s.everyCompanyGains ? 'every company gains from joining' : 'NOT every company gains from joining'}; the shared model is ${(100 * s.federatedGapToCentralized).toFixed(1)} points from centralized\n`);
       process.stdout.write(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s\nreport: ${files.json}\n        ${files.html}\n`);
       return 0;

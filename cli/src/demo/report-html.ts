@@ -118,6 +118,67 @@ function hbars(rows: { label: string; values: { v: number; color: string; text: 
   return `<svg viewBox="0 0 ${width} ${H}" width="${width}" height="${H}" role="img">${parts.join('')}</svg>`;
 }
 
+/** A value axis from `lo` to `hi` with about five round ticks (lo may be negative). */
+function ticks(lo: number, hi: number): number[] {
+  const span = hi - lo || 1;
+  const raw = span / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const out: number[] = [];
+  for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  return out;
+}
+
+const fmt = (v: number): string => (Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2));
+
+/** Lines over rounds, one per company, on a shared value axis (with a zero line when values go negative). */
+function lineChart(title: string, series: { name: string; color: string; points: [number, number][] }[], maxX: number, format: (v: number) => string = fmt, W = 520, H = 230): string {
+  const L = 46;
+  const R = 12;
+  const T = 26;
+  const B = 30;
+  const values = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
+  const ts = ticks(Math.min(0, ...values), Math.max(1e-9, ...values));
+  const lo = ts[0]!;
+  const hi = ts.at(-1)!;
+  const x = (v: number): number => L + ((W - L - R) * v) / Math.max(1, maxX);
+  const y = (v: number): number => T + (H - T - B) * (1 - (v - lo) / (hi - lo || 1));
+  const parts = ts.map((g) => `<line x1="${L}" x2="${W - R}" y1="${y(g)}" y2="${y(g)}" class="${g === 0 && lo < 0 ? 'zero' : 'grid'}"/><text x="${L - 6}" y="${y(g) + 4}" class="tick" text-anchor="end">${format(g)}</text>`);
+  const step = Math.max(1, Math.ceil(maxX / 10));
+  for (let i = 0; i <= maxX; i += step) parts.push(`<text x="${x(i)}" y="${H - B + 16}" class="tick" text-anchor="middle">${i}</text>`);
+  for (const s of series) {
+    const pts = s.points.filter((p) => Number.isFinite(p[1]));
+    parts.push(`<path d="${pts.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ')}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
+    parts.push(pts.map((p) => `<circle cx="${x(p[0]).toFixed(1)}" cy="${y(p[1]).toFixed(1)}" r="2.4" fill="${s.color}"><title>${esc(s.name)} round ${p[0]}: ${format(p[1])}</title></circle>`).join(''));
+  }
+  return `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${L}" y="16" class="ctitle">${esc(title)}</text>${parts.join('')}<text x="${(L + W - R) / 2}" y="${H - 2}" class="tick" text-anchor="middle">round</text></svg>`;
+}
+
+/** Bars per round, one per company side by side (negative values hang below the zero line). */
+function roundBars(title: string, rounds: { number: number; values: Record<string, number> }[], names: readonly string[], color: (i: number) => string, W = 520, H = 230): string {
+  const L = 46;
+  const R = 12;
+  const T = 26;
+  const B = 30;
+  const values = rounds.flatMap((r) => names.map((n) => r.values[n] ?? 0));
+  const ts = ticks(Math.min(0, ...values), Math.max(1e-9, ...values));
+  const lo = ts[0]!;
+  const hi = ts.at(-1)!;
+  const y = (v: number): number => T + (H - T - B) * (1 - (v - lo) / (hi - lo || 1));
+  const groupW = (W - L - R) / Math.max(1, rounds.length);
+  const barW = Math.max(1.5, (groupW - 4) / Math.max(1, names.length));
+  const parts = ts.map((g) => `<line x1="${L}" x2="${W - R}" y1="${y(g)}" y2="${y(g)}" class="${g === 0 ? 'zero' : 'grid'}"/><text x="${L - 6}" y="${y(g) + 4}" class="tick" text-anchor="end">${fmt(g)}</text>`);
+  rounds.forEach((r, i) => {
+    const gx = L + i * groupW + 2;
+    names.forEach((n, j) => {
+      const v = r.values[n] ?? 0;
+      parts.push(`<rect x="${(gx + j * barW).toFixed(1)}" y="${Math.min(y(v), y(0)).toFixed(1)}" width="${(barW - 0.6).toFixed(1)}" height="${Math.abs(y(0) - y(v)).toFixed(1)}" fill="${color(j)}"><title>${esc(n)} round ${r.number}: ${fmt(v)}</title></rect>`);
+    });
+    parts.push(`<text x="${(gx + groupW / 2 - 2).toFixed(1)}" y="${H - B + 16}" class="tick" text-anchor="middle">${r.number}</text>`);
+  });
+  return `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${L}" y="16" class="ctitle">${esc(title)}</text>${parts.join('')}<text x="${(L + W - R) / 2}" y="${H - 2}" class="tick" text-anchor="middle">round</text></svg>`;
+}
+
 function legend(items: { label: string; color: string; style?: string }[]): string {
   return `<div class="legend">${items.map((i) => `<span><i style="background:${i.color};${i.style ?? ''}"></i>${esc(i.label)}</span>`).join('')}</div>`;
 }
@@ -149,12 +210,8 @@ export function renderReportHtml(r: DemoReport): string {
       { v: c.cost.bytesReceived, color: '#6366f1', text: humanBytes(c.cost.bytesReceived), name: 'received' },
     ],
   })));
-  const privacy = r.companies.some((c) => c.privacy)
-    ? `<h2>Privacy spent</h2><p>Composed epsilon of each company in this task at delta ${r.privacy?.delta ?? ''} (${esc(r.privacy?.accountant ?? '')} accountant), from the privacy service's ledger.</p>${hbars(r.companies.filter((c) => c.privacy).map((c) => ({ label: c.name, values: [{ v: c.privacy!.epsilon, color: '#7c3aed', text: `ε ${c.privacy!.epsilon.toFixed(2)}`, name: '' }] })))}`
-    : `<h2>Privacy spent</h2><p class="muted">This run used no differential privacy (privacy mode ${esc(r.privacy?.mode ?? 'none')}), so no epsilon was spent.</p>`;
-  const contributions = r.companies.some((c) => c.contribution)
-    ? `<h2>Contributions</h2><p>Each company's share of the value it added to the shared model (${esc(r.contributionMethod ?? 'valuation service')}).</p>${hbars(r.companies.filter((c) => c.contribution).map((c) => ({ label: c.name, values: [{ v: Math.max(0, c.contribution!.rewardShare), color: '#0891b2', text: `${(100 * c.contribution!.rewardShare).toFixed(1)}% (tier ${c.contribution!.tier || '-'})`, name: '' }] })))}`
-    : `<h2>Contributions</h2><p class="muted">The valuation service reported no contributions for this task.</p>`;
+  const privacy = privacySection(r, color);
+  const contributions = contributionSection(r, color);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fedmm demo report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -168,6 +225,8 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bott
 .grid4{display:grid;gap:8px}.grid4 svg{width:100%}
 svg{background:#fff;border:1px solid #e5e7eb;border-radius:8px;max-width:100%;height:auto}
 .grid{stroke:#eef0f3}.tick{font-size:10px;fill:#6b7280}.label{font-size:12px;fill:#111827}.ctitle{font-size:13px;font-weight:600}.barval{font-size:9px;fill:#374151}
+.zero{stroke:#9ca3af;stroke-width:1}.two{display:grid;grid-template-columns:1fr 1fr;gap:8px;margin:8px 0}.two svg{width:100%}
+table.narrow{width:auto;min-width:50%}td.num,th.num{text-align:right}
 .reflabel{font-size:9px;fill:#6b7280}.ref-local{stroke:#9ca3af;stroke-dasharray:5 4;stroke-width:1.5}.ref-central{stroke:#111827;stroke-dasharray:1.5 3;stroke-width:1.5}
 .legend{display:flex;flex-wrap:wrap;gap:14px;margin:6px 0 10px;font-size:12px;color:#374151}.legend i{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:12.5px}th,td{border-bottom:1px solid #e5e7eb;padding:5px 7px;text-align:left}th{background:#f3f4f6;font-weight:600}
@@ -198,4 +257,53 @@ ${contributions}
 <p class="muted">Model ${esc(r.model.modelId)}: base ${esc(r.model.baseVersionId)} (public-split accuracy ${pct(r.model.publicAccuracy)}), task ${esc(r.taskId)}. Timings: ${Object.entries(r.timings).map(([k, v]) => `${esc(k)} ${v.toFixed(1)} s`).join(', ')}.</p>
 </main></body></html>
 `;
+}
+
+/** Epsilon per company (table, bars) and its growth over the rounds, or why there is none. */
+function privacySection(r: DemoReport, color: (i: number) => string): string {
+  const p = r.privacy;
+  const spent = r.companies.filter((c) => c.privacy);
+  if (spent.length === 0) {
+    const why = !p || p.mode === 'none' ? `This run used no differential privacy (privacy mode ${esc(p?.mode ?? 'none')}), so no epsilon was spent.` : 'The privacy service reported no committed spend for this task.';
+    return `<h2>Privacy spent</h2><p class="muted">${why}</p>`;
+  }
+  const how = p?.mode === 'record'
+    ? `Record-level DP: each company's agent ran DP-SGD, every example's gradient clipped to ${p.clipNorm} and Gaussian noise of ${p.noiseMultiplier} &times; ${p.clipNorm} added to each batch's sum (batches of about ${((p.samplingRate ?? 0) * 100).toFixed(1)}% of the company's data, at most ${p.localSteps} steps a round). Epsilon bounds what the shared model reveals about any one record of the company.`
+    : p?.mode === 'client'
+      ? `Client-level DP: each update clipped to ${p.clipNorm}, Gaussian noise of ${p.noiseMultiplier} &times; ${p.clipNorm} added to the sum at the aggregator. Epsilon bounds what the shared model reveals about a company's participation as a whole.`
+      : '';
+  const names = r.companies.map((c) => c.name);
+  const rows = spent.map((c) => `<tr><td><i class="sw" style="background:${color(names.indexOf(c.name))}"></i>${esc(c.name)}</td><td class="num"><b>${c.privacy!.epsilon.toFixed(2)}</b></td><td class="num">${c.privacy!.delta}</td><td class="num">${c.privacy!.samplingRate.toFixed(4)}</td><td class="num">${c.privacy!.noiseMultiplier}</td><td class="num">${c.privacy!.steps}</td></tr>`).join('');
+  const bars = hbars(spent.map((c) => ({ label: c.name, values: [{ v: c.privacy!.epsilon, color: color(names.indexOf(c.name)), text: `ε ${c.privacy!.epsilon.toFixed(2)}`, name: '' }] })), 520);
+  const perRound = r.rounds.some((x) => x.epsilon)
+    ? lineChart('cumulative ε per round', spent.map((c) => ({ name: c.name, color: color(names.indexOf(c.name)), points: [[0, 0] as [number, number], ...r.rounds.filter((x) => x.epsilon?.[c.name] !== undefined).map((x) => [x.number, x.epsilon![c.name]!] as [number, number])] })), r.rounds.length)
+    : '';
+  return `<h2>Privacy spent</h2>
+<p>${how} The privacy service composed each company's committed events with the ${esc(p?.accountant ?? '')} accountant at delta ${p?.delta ?? ''} (composition, not a sum of per-round epsilons).</p>
+<table class="narrow"><thead><tr><th>company</th><th class="num">ε</th><th class="num">δ</th><th class="num">sampling rate</th><th class="num">noise multiplier</th><th class="num">steps</th></tr></thead><tbody>${rows}</tbody></table>
+<div class="two">${bars}${perRound}</div>`;
+}
+
+/** Contributions per round and cumulative, with reward shares and tiers, or why there are none. */
+function contributionSection(r: DemoReport, color: (i: number) => string): string {
+  const valued = r.companies.filter((c) => c.contribution);
+  if (valued.length === 0) return `<h2>Contributions</h2><p class="muted">The valuation service reported no contributions for this task.</p>`;
+  const names = r.companies.map((c) => c.name);
+  const utility = r.contributionUtility === 'validation:accuracy'
+    ? "a round's value of a set of companies is the accuracy, on the platform's validation set, of the previous model plus the aggregate of their updates, so a company's value is the accuracy it added"
+    : r.contributionUtility === 'consensus-distance'
+      ? "without a validation set the value of a set of companies is how close their aggregate comes to the round's model, so a company's value is its share of the round's movement"
+      : `utility ${esc(r.contributionUtility ?? 'unknown')}`;
+  const rounds = r.rounds.filter((x) => x.contributions).map((x) => ({ number: x.number, values: { ...x.contributions! } }));
+  const cumulative = names.map((n, i) => {
+    let acc = 0;
+    return { name: n, color: color(i), points: [[0, 0] as [number, number], ...rounds.map((x) => [x.number, (acc += x.values[n] ?? 0)] as [number, number])] };
+  });
+  const rows = valued.map((c) => `<tr><td><i class="sw" style="background:${color(names.indexOf(c.name))}"></i>${esc(c.name)}</td><td class="num">${fmt(c.contribution!.value)}</td><td class="num"><b>${(100 * c.contribution!.rewardShare).toFixed(1)}%</b></td><td>${esc(c.contribution!.tier || '-')}</td></tr>`).join('');
+  const shares = hbars(valued.map((c) => ({ label: c.name, values: [{ v: Math.max(0, c.contribution!.rewardShare), color: color(names.indexOf(c.name)), text: `${(100 * c.contribution!.rewardShare).toFixed(1)}%`, name: '' }] })), 520);
+  return `<h2>Contributions</h2>
+<p>${esc(r.contributionMethod ?? 'Shapley')} Shapley values of every round from the valuation service: ${utility}. Rewards are proportional to the positive cumulative values; the tier decides how soon a company may download new versions.</p>
+${legend(names.map((n, i) => ({ label: n, color: color(i) })))}
+<div class="two">${roundBars('contribution per round', rounds, names, color)}${lineChart('cumulative contribution', cumulative, r.rounds.length)}</div>
+<div class="two"><table><thead><tr><th>company</th><th class="num">cumulative value</th><th class="num">reward share</th><th>tier</th></tr></thead><tbody>${rows}</tbody></table>${shares}</div>`;
 }

@@ -32,8 +32,11 @@ export interface CompanyReport {
     readonly trainingSeconds: number;
     readonly roundsJoined: number;
   };
-  /** Record-level DP spend of the company in the task, when the privacy service answers. */
-  readonly privacy?: { readonly epsilon: number; readonly delta: number };
+  /**
+   * The company's DP spend in the task from the privacy service's ledger: epsilon composed over its
+   * committed events at `delta`, with the events' largest sampling rate, smallest noise multiplier and total steps.
+   */
+  readonly privacy?: { readonly epsilon: number; readonly delta: number; readonly samplingRate: number; readonly noiseMultiplier: number; readonly steps: number };
   /** The company's contribution, when the valuation service answers. */
   readonly contribution?: { readonly value: number; readonly rewardShare: number; readonly tier: string };
 }
@@ -53,6 +56,8 @@ export interface RoundReport {
   readonly bytesDown: number;
   /** Per-round contribution of each company, when valuation answers. */
   readonly contributions?: Readonly<Record<string, number>>;
+  /** Each company's epsilon in the task after this round (cumulative), when DP is on. */
+  readonly epsilon?: Readonly<Record<string, number>>;
 }
 
 /** The demo's report (report.json). */
@@ -99,8 +104,20 @@ export interface DemoReport {
     /** Every company's max(federated, personalized) beats its local-only accuracy. */
     readonly everyCompanyGains: boolean;
   };
-  readonly privacy?: { readonly mode: string; readonly accountant: string; readonly delta: number };
+  /** The task's DP settings; record-level adds the planned sampling rate and local steps. */
+  readonly privacy?: {
+    readonly mode: string;
+    readonly accountant: string;
+    readonly delta: number;
+    readonly noiseMultiplier?: number;
+    readonly clipNorm?: number;
+    readonly samplingRate?: number;
+    readonly localSteps?: number;
+  };
+  /** Shapley method of the valuation service (exact, gtg, ...). */
   readonly contributionMethod?: string;
+  /** What a contribution is measured in: `validation:accuracy` or the `consensus-distance` fallback. */
+  readonly contributionUtility?: string;
   readonly timings: Readonly<Record<string, number>>;
 }
 

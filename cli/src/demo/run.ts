@@ -12,6 +12,8 @@ import { startPlatform, type Platform } from '../platform.js';
 import { startAgent, type AgentProcess } from './agents.js';
 import { initialAdapters, loadCompany, pct, personalize, runBaselines, type CompanyData, type TrainBudget } from './baselines.js';
 import { pretrainBase, registerBase } from './pretrain.js';
+import { PRIVACY_PRESETS, planRecordSampling, type DemoPrivacy } from './privacy.js';
+import { ensureValidationSet } from './validation.js';
 import { RegistryClient } from './registry-client.js';
 import { mean, summarize, writeDemoReport, type CompanyReport, type DemoReport, type RoundReport } from './report.js';
 
@@ -40,6 +42,13 @@ export interface DemoOptions {
   readonly publicSize?: number;
   /** argv that runs the fedmm CLI (the agents are `<command> client run ...`). */
   readonly command: readonly string[];
+  /** Differential privacy of the task (`PRIVACY_PRESETS`); record-level DP-SGD by default. */
+  readonly privacy: DemoPrivacy;
+  /**
+   * Samples per company in the platform's validation set, on which the valuation service scores
+   * each round by accuracy; 0 leaves the task without one (consensus-distance utility).
+   */
+  readonly validationPerCompany: number;
   /** Hard limit on the federated part, after which the demo stops with an error. */
   readonly federationTimeoutSeconds: number;
   readonly print: (line: string) => void;
@@ -62,6 +71,8 @@ export const demoDefaults: Omit<DemoOptions, 'print'> = Object.freeze({
   roundDeadlineSeconds: 240,
   companies: DEFAULT_COMPANIES,
   command: [process.execPath, fileURLToPath(new URL('../../../bin/fedmm.js', import.meta.url))],
+  privacy: PRIVACY_PRESETS.record,
+  validationPerCompany: 50,
   federationTimeoutSeconds: 1800,
 });
 
@@ -157,6 +168,16 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
   const initial = initialAdapters(pre.base, budget);
   const companies: CompanyData[] = [];
   for (const n of names) companies.push(await loadCompany(dataDir, n, pre.base, pre.classes, pre.maxTokens));
+  const taskId = 'city-safety-demo';
+  const validationRoot = join(out, 'validation');
+  if (o.validationPerCompany > 0) {
+    const v = await ensureValidationSet(join(validationRoot, taskId), { seed: o.seed, companies: o.companies, perCompany: o.validationPerCompany, classes: pre.classes });
+    print(`validation ${v.reused ? 'reusing' : 'generated'} the platform's validation set (${v.samples} samples, ${o.validationPerCompany} per company): the valuation service scores each round by accuracy on it`);
+  } else {
+    rmSync(validationRoot, { recursive: true, force: true });
+  }
+  const dp = taskPrivacy(o.privacy, companies.map((c) => c.train.length), o.localEpochs);
+  print(`privacy    ${dp.line}`);
 
   // 3. Baselines, before the platform starts: training in this process would stall its gRPC servers.
   t0 = performance.now();
@@ -173,7 +194,10 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
   const platform: Platform = await startPlatform({
     dataDir: platformDir,
     ports: { gateway: 0, registry: 0, aggregator: 0, privacy: 0, valuation: 0 },
-    env: { FEDMM_TLS_CERT: join(pkiDir, PkiFiles.serverCert), FEDMM_TLS_KEY: join(pkiDir, PkiFiles.serverKey), FEDMM_TLS_CA: join(pkiDir, PkiFiles.caCert), FEDMM_LOG_LEVEL: 'warn' },
+    env: {
+      FEDMM_TLS_CERT: join(pkiDir, PkiFiles.serverCert), FEDMM_TLS_KEY: join(pkiDir, PkiFiles.serverKey), FEDMM_TLS_CA: join(pkiDir, PkiFiles.caCert), FEDMM_LOG_LEVEL: 'warn',
+      FEDMM_VALUATION_DATA_DIR: validationRoot,
+    },
     log,
   });
   const agents: AgentProcess[] = [];
@@ -183,7 +207,6 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
     print(`platform   ${platform.services.map((s) => `${s.name} ${s.address}`).join(', ')} (gateway on mutual TLS)`);
     const reg = await registerBase(registry, MODEL_ID, pre, { rank: o.rank, alpha: o.alpha, seed: o.seed });
     print(`registry   model ${MODEL_ID}: base ${reg.baseVersionId} (${reg.baseBytes} bytes), initial adapters ${reg.adapterVersionId} (${reg.adapterBytes} bytes)`);
-    const taskId = 'city-safety-demo';
     const task = await createTask(agg, tpb.Task.fromPartial({
       taskId,
       modelId: MODEL_ID,
@@ -191,13 +214,13 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       members: names,
       rounds: o.rounds,
       strategy: { name: o.strategy, params: {}, clipNorm: 0 },
-      privacy: { mode: 'none' },
+      privacy: dp.config,
       selection: { fraction: 1, minClients: names.length, maxClients: 0 },
       roundDeadlineSeconds: o.roundDeadlineSeconds,
-      clientConfig: { local_epochs: o.localEpochs, batch_size: o.batchSize, learning_rate: o.lr },
+      clientConfig: { local_epochs: o.localEpochs, batch_size: o.batchSize, learning_rate: o.lr, ...dp.clientConfig },
       termsJson: JSON.stringify(DEMO_TERMS),
     }));
-    print(`task       ${task.taskId}: ${task.rounds} rounds of ${o.strategy}, members ${task.members.join(', ')}`);
+    print(`task       ${task.taskId}: ${task.rounds} rounds of ${o.strategy}, privacy ${o.privacy.mode}, members ${task.members.join(', ')}`);
 
     // 5. Agents, one process each, then round 1.
     t0 = performance.now();
@@ -243,8 +266,8 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       personalized.set(c.name, p);
       print(`personal   ${c.name.padEnd(width)} ${pct(p.accuracy)} (shared ${pct(final.accuracy[c.name]!)}, ${personalEpochs} epochs of a private adapter, ${p.seconds.toFixed(1)} s)`);
     }
-    const epsilon = await readPrivacy(platform, taskId);
-    const contributions = await readContributions(platform, taskId);
+    const spend = await readPrivacy(platform, taskId);
+    const contributions = await readContributions(platform, taskId, rounds.length);
     lap('evaluation', t0);
 
     const companyReports: CompanyReport[] = companies.map((c) => {
@@ -253,7 +276,7 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       const pers = personalized.get(c.name)!;
       const local = baselines.localOnly.get(c.name)!;
       const contribution = contributions?.byTenant.get(c.name);
-      const eps = epsilon?.get(c.name);
+      const eps = spend?.byTenant.get(c.name);
       return {
         name: c.name,
         trainSamples: c.train.length,
@@ -266,7 +289,7 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
         centralized: { accuracy: baselines.centralized.get(c.name)! },
         gain: Math.max(fed, pers.accuracy) - local.accuracy,
         cost: { bytesSent: a.figures.bytesSent, bytesReceived: a.figures.bytesReceived, trainingSeconds: a.figures.trainingSeconds, roundsJoined: rounds.filter((r) => r.received.includes(c.name)).length },
-        ...(eps !== undefined ? { privacy: { epsilon: eps, delta: 1e-5 } } : {}),
+        ...(eps !== undefined ? { privacy: { ...eps, delta: o.privacy.delta } } : {}),
         ...(contribution ? { contribution } : {}),
       };
     });
@@ -289,6 +312,7 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
         bytesUp: received.reduce((s, n) => s + perUpload(n), 0),
         bytesDown: v.round.selected.length * reg.adapterBytes,
         ...(contributions?.rounds.get(v.round.number) ? { contributions: contributions.rounds.get(v.round.number)! } : {}),
+        ...(spend?.rounds.get(v.round.number) ? { epsilon: spend.rounds.get(v.round.number)! } : {}),
       };
     });
     timings['total'] = (performance.now() - started) / 1000;
@@ -306,8 +330,8 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
       rounds: roundReports,
       bytes: { up: companyReports.reduce((s, c) => s + c.cost.bytesSent, 0), down: companyReports.reduce((s, c) => s + c.cost.bytesReceived, 0) },
       summary: summarize(companyReports),
-      privacy: { mode: 'none', accountant: 'rdp', delta: 1e-5 },
-      ...(contributions ? { contributionMethod: contributions.method } : {}),
+      privacy: dp.report,
+      ...(contributions ? { contributionMethod: contributions.method, contributionUtility: contributions.utility } : {}),
       timings,
     };
     const files = writeDemoReport(out, report);
@@ -370,13 +394,59 @@ async function followRounds(agg: ReturnType<typeof aggregatorClient>, taskId: st
   }
 }
 
-/** Each tenant's committed epsilon in the task, or undefined when the privacy service does not answer. */
-async function readPrivacy(platform: Platform, taskId: string): Promise<Map<string, number> | undefined> {
+/** The task's privacy config, the client_config keys record-level DP needs, and what the report says about it. */
+function taskPrivacy(p: DemoPrivacy, trainSizes: readonly number[], localEpochs: number): {
+  config: tpb.PrivacyConfig;
+  clientConfig: Record<string, number>;
+  report: NonNullable<DemoReport['privacy']>;
+  line: string;
+} {
+  const accountant = 'rdp';
+  if (p.mode === 'none') {
+    return { config: tpb.PrivacyConfig.fromPartial({ mode: 'none' }), clientConfig: {}, report: { mode: 'none', accountant, delta: p.delta }, line: 'none: updates leave the companies without differential privacy' };
+  }
+  const config = tpb.PrivacyConfig.fromPartial({ mode: p.mode, noiseMultiplier: p.noiseMultiplier, clipNorm: p.clipNorm, delta: p.delta, accountant });
+  if (p.mode === 'client') {
+    return {
+      config,
+      clientConfig: {},
+      report: { mode: 'client', accountant, delta: p.delta, noiseMultiplier: p.noiseMultiplier, clipNorm: p.clipNorm },
+      line: `client-level: each update clipped to ${p.clipNorm}, Gaussian noise of ${p.noiseMultiplier} x ${p.clipNorm} on the sum at the aggregator`,
+    };
+  }
+  const plan = planRecordSampling(p.samplingRate, trainSizes, localEpochs);
+  return {
+    config,
+    clientConfig: { sampling_rate: plan.samplingRate, local_steps: plan.localSteps },
+    report: { mode: 'record', accountant, delta: p.delta, noiseMultiplier: p.noiseMultiplier, clipNorm: p.clipNorm, samplingRate: plan.samplingRate, localSteps: plan.localSteps },
+    line: `record-level DP-SGD in every agent: per-example clip ${p.clipNorm}, noise multiplier ${p.noiseMultiplier}, sampling rate ${plan.samplingRate.toFixed(4)}, at most ${plan.localSteps} steps per round (${accountant} accountant, delta ${p.delta})`,
+  };
+}
+
+/** What the privacy service's ledger says a tenant spent in the task. */
+type Spend = { epsilon: number; samplingRate: number; noiseMultiplier: number; steps: number };
+
+/** Each tenant's committed epsilon and events in the task, and its cumulative epsilon after each round; undefined when the privacy service does not answer or has none. */
+async function readPrivacy(platform: Platform, taskId: string): Promise<{ byTenant: Map<string, Spend>; rounds: Map<number, Record<string, number>> } | undefined> {
   const c = createRpcClient(ppb.PrivacyServiceService, platform.addressOf('privacy'));
   try {
     const res = await c.getLedger({ taskId, tenant: '' }, { deadlineMs: 10_000 });
-    const m = new Map(Object.entries(res.epsilonByTenant));
-    return m.size > 0 ? m : undefined;
+    if (Object.keys(res.epsilonByTenant).length === 0) return undefined;
+    const byTenant = new Map<string, Spend>();
+    for (const [tenant, epsilon] of Object.entries(res.epsilonByTenant)) byTenant.set(tenant, { epsilon, samplingRate: 0, noiseMultiplier: 0, steps: 0 });
+    const rounds = new Map<number, Record<string, number>>();
+    for (const e of res.entries) {
+      if (e.state !== 'committed') continue;
+      rounds.set(e.round, { ...rounds.get(e.round), [e.tenant]: e.cumulativeEpsilon });
+      const s = byTenant.get(e.tenant);
+      if (!s) continue;
+      for (const ev of e.events) {
+        s.steps += ev.steps;
+        s.samplingRate = Math.max(s.samplingRate, ev.samplingRate);
+        s.noiseMultiplier = s.noiseMultiplier === 0 ? ev.noiseMultiplier : Math.min(s.noiseMultiplier, ev.noiseMultiplier);
+      }
+    }
+    return { byTenant, rounds };
   } catch {
     return undefined;
   } finally {
@@ -385,15 +455,23 @@ async function readPrivacy(platform: Platform, taskId: string): Promise<Map<stri
 }
 
 /** Contributions per tenant and per round, or undefined when valuation does not answer or has none. */
-async function readContributions(platform: Platform, taskId: string): Promise<{ byTenant: Map<string, { value: number; rewardShare: number; tier: string }>; rounds: Map<number, Record<string, number>>; method: string } | undefined> {
+async function readContributions(platform: Platform, taskId: string, published: number): Promise<{ byTenant: Map<string, { value: number; rewardShare: number; tier: string }>; rounds: Map<number, Record<string, number>>; method: string; utility: string } | undefined> {
   const c = createRpcClient(vpb.ValuationServiceService, platform.addressOf('valuation'));
   try {
-    const res = await c.getContributions({ taskId }, { deadlineMs: 10_000 });
+    // The coordinator asks for each round's scores once the round is published and does not wait
+    // for them, so the last rounds may still be scored.
+    const until = Date.now() + 120_000;
+    let res = await c.getContributions({ taskId }, { deadlineMs: 10_000 });
+    while (new Set(res.rounds.map((r) => r.round)).size < published && Date.now() < until) {
+      await sleep(1000);
+      res = await c.getContributions({ taskId }, { deadlineMs: 10_000 });
+    }
     if (res.contributions.length === 0) return undefined;
     return {
       byTenant: new Map(res.contributions.map((x) => [x.tenant, { value: x.cumulativeValue, rewardShare: x.rewardShare, tier: x.tier }])),
       rounds: new Map(res.rounds.map((r) => [r.round, { ...r.values }])),
       method: res.rounds[0]?.method ?? 'valuation service',
+      utility: res.rounds[0]?.utility ?? '',
     };
   } catch {
     return undefined;
