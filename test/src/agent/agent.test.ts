@@ -1,0 +1,133 @@
+// The company agent end to end: `fedmm client run` processes over mutual TLS against the five
+// services on real Kafka and Redis, including a restart of the whole platform in the middle of a round.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_COMPANIES, PUBLIC_SPEC, synthesize } from '@fedmm/data';
+import { Topics } from '@fedmm/bus';
+import { events as epb } from '@fedmm/proto';
+import { tempDir, uniqueId } from '../support/env.js';
+import { RestartablePlatform, startAgent, type AgentProcess, type LogRecord } from './harness.js';
+
+const REDIS_DB = 9;
+const [GRIDCO, HOMESAFE] = DEFAULT_COMPANIES;
+const TENANTS = ['gridco', 'homesafe'];
+
+interface StateFile { version: number; rounds: Record<string, { status: string; uploadId?: string; updateFile?: string }> }
+const readState = (a: AgentProcess): StateFile => JSON.parse(readFileSync(join(a.workDir, 'agent-state.json'), 'utf8')) as StateFile;
+const isMsg = (msg: string | RegExp) => (r: LogRecord): boolean => (typeof msg === 'string' ? r.msg === msg : msg.test(r.msg));
+
+describe('company agent on the real platform', { timeout: 300_000 }, () => {
+  let root: string;
+  let data: string;
+  let platform: RestartablePlatform;
+  let modelId: string;
+  let baseVersion: string;
+  const agents: AgentProcess[] = [];
+
+  before(async () => {
+    root = tempDir('agent-e2e');
+    data = join(root, 'data');
+    // gridco trains on a few dozen samples; homesafe on many more, so its training outlasts a platform stop.
+    await synthesize({
+      outDir: data,
+      seed: 11,
+      companies: [{ ...GRIDCO!, trainSize: 24, testSize: 8 }, { ...HOMESAFE!, trainSize: 400, testSize: 8 }],
+      publicSpec: { ...PUBLIC_SPEC, trainSize: 48 },
+    });
+    platform = await RestartablePlatform.create(root, REDIS_DB, TENANTS);
+    modelId = uniqueId('agent-e2e-model');
+    baseVersion = await platform.registerBase(modelId, join(data, 'public'));
+  });
+
+  after(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await platform?.stop();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  const agent = (tenant: string, taskId: string, work: string): AgentProcess => {
+    const a = startAgent({ tenant, gateway: platform.gateway, pkiDir: platform.pkiDir, dataDir: join(data, tenant, 'train'), taskId, workDir: join(root, work, tenant) });
+    agents.push(a);
+    return a;
+  };
+
+  test('an agent joins over mTLS, uploads once, the version names it, and a repeated RoundOpened uploads nothing', async () => {
+    const taskId = uniqueId('agent-one');
+    // An agent started for a task that does not exist exits with NOT_FOUND, so the task comes first.
+    await platform.openTask({ taskId, modelId, baseVersionId: baseVersion, members: ['gridco'], selection: { fraction: 1, minClients: 1, maxClients: 0 }, clientConfig: { local_epochs: 1, batch_size: 8, learning_rate: 0.01 } });
+    const a = agent('gridco', taskId, 'one');
+    const round = await platform.published(taskId, 1, 90_000);
+    assert.deepEqual(round.received, ['gridco']);
+    const version = await platform.version(round.outputVersionId);
+    assert.equal(version.lineage?.taskId, taskId);
+    assert.equal(version.lineage?.round, 1);
+    assert.deepEqual(version.lineage?.contributingClients, ['gridco']);
+    assert.equal(version.lineage?.parentVersionId, baseVersion);
+
+    const uploaded = await a.waitFor(isMsg('update uploaded'), 'the upload');
+    assert.equal(uploaded['attempts'], 1);
+    const key = `${taskId}/1/${round.attempt}`;
+    const state = readState(a);
+    assert.equal(state.rounds[key]?.status, 'done');
+    assert.equal(state.rounds[key]?.uploadId, uploaded['uploadId']);
+
+    // The same RoundOpened once more (Kafka delivers at least once), then a published event the
+    // agent logs: events are handled in order, so once that line appears the repeat was handled.
+    const opened = epb.RoundEvent.fromPartial({
+      taskId, round: 1,
+      event: { $case: 'opened', value: { selected: ['gridco'], inputVersionId: baseVersion, deadlineUnixMs: Date.now() + 60_000, attempt: round.attempt, clientConfig: { local_epochs: 1, batch_size: 8, learning_rate: 0.01 } } },
+    });
+    const published = epb.RoundEvent.fromPartial({ taskId, round: 1, event: { $case: 'published', value: { versionId: round.outputVersionId } } });
+    const seen = a.count('round published');
+    await platform.platform.bus.publish(Topics.roundEvents, [opened, published].map((e) => ({ key: taskId, value: epb.RoundEvent.encode(e).finish() })));
+    await a.waitFor((r) => r.msg === 'round published' && a.records.filter(isMsg('round published')).length > seen, 'the repeated events to be handled', 30_000);
+    assert.equal(a.count('training'), 1, 'the repeated RoundOpened did not train again');
+    assert.equal(a.count('update uploaded'), 1, 'the repeated RoundOpened did not upload again');
+    assert.deepEqual(readState(a).rounds[key], state.rounds[key], 'the state file is unchanged');
+    assert.deepEqual((await platform.round(taskId, 1)).received, ['gridco']);
+    await a.stop();
+  });
+
+  test('a restart of the whole platform mid-round: agents reconnect, the round continues from the store, each update counted once', async () => {
+    const taskId = uniqueId('agent-restart');
+    await platform.openTask({ taskId, modelId, baseVersionId: baseVersion, members: TENANTS, selection: { fraction: 1, minClients: 2, maxClients: 0 }, clientConfig: { local_epochs: 3, batch_size: 8, learning_rate: 0.01 } });
+    const fast = agent('gridco', taskId, 'restart');
+    const slow = agent('homesafe', taskId, 'restart');
+
+    // gridco's update lands; homesafe is still training when every service goes down.
+    await fast.waitFor(isMsg('update uploaded'), 'gridco\'s upload');
+    await slow.waitFor(isMsg('training'), 'homesafe to start training');
+    const before = await platform.round(taskId, 1);
+    assert.deepEqual(before.received, ['gridco'], 'only gridco answered before the stop');
+    await platform.stop();
+    const stoppedAt = platform.stops.at(-1)!;
+
+    // Down until homesafe's finished update has met the closed gateway, so the upload itself must retry.
+    await slow.waitFor((r) => r.at > stoppedAt && /upload .* failed; retrying|upload interrupted/.test(r.msg), 'homesafe\'s upload to fail while the platform is down');
+    await platform.start();
+    const restartedAt = platform.starts.at(-1)!;
+
+    const round = await platform.published(taskId, 1, 120_000);
+    assert.equal(round.attempt, before.attempt, 'the coordinator continued the same attempt from the store');
+    assert.deepEqual([...round.received].sort(), TENANTS, 'both updates were counted');
+    assert.equal(new Set(round.received).size, round.received.length, 'no update was counted twice');
+    const version = await platform.version(round.outputVersionId);
+    assert.deepEqual([...(version.lineage?.contributingClients ?? [])].sort(), TENANTS);
+    assert.equal(new Set(version.lineage?.contributingClients).size, version.lineage?.contributingClients.length);
+
+    for (const a of [fast, slow]) {
+      // Both noticed the gateway going away and came back through the backoff path.
+      const broke = await a.waitFor((r) => r.at > stoppedAt && /round-event stream (broke|ended); reconnecting/.test(r.msg), `${a.tenant} to see the stream break`);
+      assert.ok(broke.at < restartedAt + 60_000);
+      assert.ok(a.records.some((r) => r.at > stoppedAt && r.level === 'warn' && /failed; retrying|reconnecting/.test(r.msg)), `${a.tenant} retried with backoff`);
+      assert.equal(a.count('update uploaded'), 1, `${a.tenant} uploaded exactly once`);
+      assert.equal(readState(a).rounds[`${taskId}/1/${round.attempt}`]?.status, 'done');
+    }
+    const landed = await slow.waitFor(isMsg('update uploaded'), 'homesafe\'s upload');
+    assert.ok(landed.at > restartedAt, 'homesafe\'s update landed on the restarted platform');
+    assert.ok(Number(landed['attempts']) > 1, `the upload took more than one try (${String(landed['attempts'])})`);
+    await Promise.all([fast.stop(), slow.stop()]);
+  });
+});

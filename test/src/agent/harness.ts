@@ -1,0 +1,262 @@
+// The whole platform in this process on real Kafka and Redis (as `fedmm demo` composes it, with the
+// gateway on mutual TLS), restartable on the same store, bus, data dir and ports; company agents
+// as `fedmm client run` processes; the base model pretrained and registered by `fedmm model pretrain`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { createLogger, FedmmError, waitFor } from '@fedmm/core';
+import { KafkaBus } from '@fedmm/bus';
+import { RedisStore } from '@fedmm/store';
+import { aggregator as apb, registry as rpb, task as tpb } from '@fedmm/proto';
+import { initPkiDir, PkiFiles } from '@fedmm/pki';
+import { createRpcClient, type RpcClient, type ServiceName } from '@fedmm/service-kit';
+import { kafkaBrokers, redisUrl, uniqueId } from '../support/env.js';
+import { startGroupAtEnd } from '../observability/platform.js';
+// The CLI is an application, not a workspace package, so its embedded platform has no package name to import by.
+import { startPlatform, type Platform } from '../../../cli/dist/platform.js';
+
+export const BIN = fileURLToPath(new URL('../../../bin/fedmm.js', import.meta.url));
+
+/** One structured log line of an agent process. */
+export type LogRecord = Record<string, unknown> & { msg: string; level: string; at: number };
+
+/** A `fedmm client run` process and what it logged. */
+export interface AgentProcess {
+  readonly tenant: string;
+  readonly workDir: string;
+  readonly child: ChildProcess;
+  readonly records: LogRecord[];
+  /** Every line it wrote (JSON logs and progress), for failure messages. */
+  readonly lines: string[];
+  /** Resolves with the first record (logged so far or later) that `match` accepts. */
+  waitFor(match: (r: LogRecord) => boolean, what: string, timeoutMs?: number): Promise<LogRecord>;
+  count(msg: string | RegExp): number;
+  tail(n?: number): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `fedmm client run` for a tenant of the harness's PKI. */
+export function startAgent(spec: { tenant: string; gateway: string; pkiDir: string; dataDir: string; taskId: string; workDir: string; testDir?: string }): AgentProcess {
+  const args = [BIN, 'client', 'run', '--gateway', spec.gateway, '--tenant', spec.tenant, '--pki', spec.pkiDir, '--data', spec.dataDir, '--task', spec.taskId, '--work', spec.workDir, '--seed', '5', ...(spec.testDir ? ['--test', spec.testDir] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMM_LOG_LEVEL: 'info' } });
+  const records: LogRecord[] = [];
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  const onLine = (line: string): void => {
+    lines.push(line);
+    if (line.startsWith('{')) {
+      try {
+        records.push({ ...(JSON.parse(line) as LogRecord), at: Date.now() });
+      } catch {
+        return;
+      }
+      for (const w of [...waiters]) w();
+    }
+  };
+  for (const s of [child.stdout, child.stderr]) createInterface({ input: s }).on('line', onLine);
+  const exited = new Promise<void>((r) => child.once('exit', () => {
+    for (const w of [...waiters]) w();
+    r();
+  }));
+  const tail = (n = 40): string => lines.slice(-n).join('\n');
+  return {
+    tenant: spec.tenant,
+    workDir: spec.workDir,
+    child,
+    records,
+    lines,
+    tail,
+    count: (msg) => records.filter((r) => (typeof msg === 'string' ? r.msg === msg : msg.test(r.msg))).length,
+    waitFor(match, what, timeoutMs = 90_000) {
+      return new Promise<LogRecord>((resolve, reject) => {
+        const check = (): void => {
+          const hit = records.find(match);
+          if (hit) done(undefined, hit);
+          else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`agent ${spec.tenant} exited (${child.exitCode ?? child.signalCode}) before ${what}:\n${tail()}`));
+        };
+        const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs} ms waiting for agent ${spec.tenant}: ${what}\n${tail()}`)), timeoutMs);
+        const done = (err?: Error, r?: LogRecord): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          if (err) reject(err);
+          else resolve(r!);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+}
+
+/** Runs the CLI to completion; rejects with its output when it fails. */
+export function runCli(args: string[], timeoutMs = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMM_LOG_LEVEL: 'warn' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`fedmm ${args.join(' ')} exited with ${code}:\n${out.slice(-3000)}`));
+    });
+  });
+}
+
+/** The five services on Kafka and Redis, restartable in place. */
+export class RestartablePlatform {
+  readonly pkiDir: string;
+  readonly workerGroup = uniqueId('agent-e2e-workers');
+  readonly valuationGroup = uniqueId('agent-e2e-valuation');
+  /** Same name across restarts, so the restarted gateway's round-event group continues where it stopped. */
+  readonly gatewayInstance = uniqueId('agent-e2e-gw');
+  readonly #root: string;
+  readonly #dbUrl: string;
+  #ports: Partial<Record<ServiceName, number>> = { gateway: 0, registry: 0, aggregator: 0, privacy: 0, valuation: 0 };
+  #platform: Platform | undefined;
+  #coordinator: RpcClient<typeof apb.AggregatorServiceService> | undefined;
+  /** Wall-clock times of each stop and start, for ordering assertions. */
+  readonly stops: number[] = [];
+  readonly starts: number[] = [];
+
+  private constructor(root: string, redisDb: number) {
+    this.#root = root;
+    this.pkiDir = join(root, 'pki');
+    this.#dbUrl = `${redisUrl.replace(/\/\d+$/, '')}/${redisDb}`;
+  }
+
+  /** Issues the PKI, clears this suite's keys in its Redis database and starts the platform. */
+  static async create(root: string, redisDb: number, tenants: string[]): Promise<RestartablePlatform> {
+    const p = new RestartablePlatform(root, redisDb);
+    await initPkiDir(p.pkiDir, { tenants });
+    const admin = new Redis(p.#dbUrl);
+    try {
+      // The database is this suite's own; leftovers of an earlier run (tasks, a lease) would interfere.
+      const keys = await admin.keys('fedmm:*');
+      if (keys.length > 0) await admin.del(...keys);
+    } finally {
+      admin.disconnect();
+    }
+    const bus = new KafkaBus({ brokers: kafkaBrokers, clientId: 'agent-e2e-setup', logger: createLogger({ test: 'agent-e2e' }, 'error') });
+    try {
+      // Fresh groups start at the end of fedmm.updates, skipping what other suites left on the broker.
+      await startGroupAtEnd(bus, p.workerGroup);
+      await startGroupAtEnd(bus, p.valuationGroup);
+    } finally {
+      await bus.close();
+    }
+    await p.start();
+    return p;
+  }
+
+  get platform(): Platform {
+    if (!this.#platform) throw new Error('the platform is stopped');
+    return this.#platform;
+  }
+
+  get coordinator(): RpcClient<typeof apb.AggregatorServiceService> {
+    if (!this.#coordinator) throw new Error('the platform is stopped');
+    return this.#coordinator;
+  }
+
+  /** host:port of the gateway (stable across restarts). */
+  get gateway(): string {
+    return `localhost:${this.#ports.gateway}`;
+  }
+
+  addressOf(name: ServiceName): string {
+    return this.platform.addressOf(name);
+  }
+
+  /** Starts every service on a new Kafka client and Redis connection (the ports of the first start). */
+  async start(): Promise<void> {
+    const log = createLogger({ test: 'agent-e2e' }, 'error');
+    const bus = new KafkaBus({ brokers: kafkaBrokers, clientId: 'agent-e2e', sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, logger: log });
+    const store = new RedisStore(this.#dbUrl);
+    this.#platform = await startPlatform({
+      dataDir: join(this.#root, 'platform'),
+      ports: this.#ports,
+      bus,
+      store,
+      log,
+      env: {
+        FEDMM_TLS_CERT: join(this.pkiDir, PkiFiles.serverCert), FEDMM_TLS_KEY: join(this.pkiDir, PkiFiles.serverKey), FEDMM_TLS_CA: join(this.pkiDir, PkiFiles.caCert),
+        FEDMM_LOG_LEVEL: 'error', FEDMM_SHUTDOWN_GRACE_MS: '500', FEDMM_AGGREGATOR_LEASE_MS: '3000', FEDMM_AGGREGATOR_TICK_MS: '100',
+        FEDMM_AGGREGATOR_WORKER_GROUP: this.workerGroup, FEDMM_VALUATION_GROUP: this.valuationGroup, FEDMM_VALUATION_UPDATE_WAIT_MS: '5000',
+        FEDMM_GATEWAY_INSTANCE_ID: this.gatewayInstance,
+      },
+    });
+    for (const s of this.#platform.services) this.#ports[s.name as ServiceName] = s.port;
+    this.#coordinator = createRpcClient(apb.AggregatorServiceService, this.#platform.addressOf('aggregator'));
+    this.starts.push(Date.now());
+  }
+
+  /** Stops every service (gRPC servers, consumers, the Kafka client and the Redis connection). */
+  async stop(): Promise<void> {
+    if (!this.#platform) return;
+    this.stops.push(Date.now());
+    this.#coordinator?.close();
+    this.#coordinator = undefined;
+    const p = this.#platform;
+    this.#platform = undefined;
+    await p.stop();
+  }
+
+  /** Pretrains a small base on the public split and registers it with `fedmm model pretrain`; returns the initial adapter version. */
+  async registerBase(modelId: string, publicDir: string): Promise<string> {
+    const out = await runCli(['model', 'pretrain', '--data', publicDir, '--model-id', modelId, '--registry', this.addressOf('registry'), '--epochs', '1', '--rank', '4', '--alpha', '8', '--out', join(this.#root, 'models')]);
+    const m = /initial adapters\s+(\S+)/.exec(out);
+    if (!m) throw new Error(`fedmm model pretrain did not print the initial adapter version:\n${out}`);
+    return m[1]!;
+  }
+
+  /** Creates a task once the coordinator holds its lease and opens round 1. */
+  async openTask(task: Partial<tpb.Task> & { taskId: string; modelId: string; baseVersionId: string; members: string[] }): Promise<void> {
+    const full = tpb.Task.fromPartial({ rounds: 1, strategy: { name: 'fedavg' }, privacy: { mode: 'none' }, roundDeadlineSeconds: 180, ...task });
+    const whileLeading = (call: () => Promise<unknown>, what: string): Promise<unknown> => waitFor(async () => call().then(() => true, (e: Error) => {
+      if (/not the leader|lost its lease|UNAVAILABLE/i.test(e.message)) return false;
+      throw e;
+    }), { timeoutMs: 30_000, intervalMs: 200, what });
+    await whileLeading(() => this.coordinator.createTask({ task: full }).catch((e: unknown) => {
+      if (!(e instanceof FedmmError && e.code === 'ALREADY_EXISTS')) throw e;
+    }), 'the coordinator to create the task');
+    await whileLeading(async () => {
+      if ((await this.coordinator.getTask({ taskId: task.taskId })).task!.currentRound === 0) await this.coordinator.startRound({ taskId: task.taskId });
+    }, 'the coordinator to open round 1');
+  }
+
+  /** Round `n` of a task (attempt as the coordinator holds it). */
+  async round(taskId: string, n: number): Promise<tpb.Round> {
+    return (await this.coordinator.getRound({ taskId, number: n }, { deadlineMs: 10_000 })).round!;
+  }
+
+  /** Waits until round `n` is published and returns it; fails fast when it fails. */
+  async published(taskId: string, n: number, timeoutMs: number): Promise<tpb.Round> {
+    return waitFor(async () => {
+      const r = await this.round(taskId, n).catch(() => undefined);
+      if (r?.state === tpb.RoundState.ROUND_STATE_FAILED) throw new Error(`round ${n} of ${taskId} failed: ${r.failureReason}`);
+      return r?.state === tpb.RoundState.ROUND_STATE_PUBLISHED ? r : undefined;
+    }, { timeoutMs, intervalMs: 250, what: `round ${n} of ${taskId} to publish` });
+  }
+
+  /** A version's record from the registry. */
+  async version(versionId: string): Promise<rpb.ModelVersion> {
+    const c = createRpcClient(rpb.RegistryServiceService, this.addressOf('registry'));
+    try {
+      return (await c.getVersion({ versionId }, { deadlineMs: 10_000 })).version!;
+    } finally {
+      c.close();
+    }
+  }
+}
