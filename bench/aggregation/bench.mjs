@@ -1,12 +1,13 @@
 // Aggregation benchmark: FedAvg throughput next to memcpy and Flower, peak RSS vs K, 1 vs 2 workers.
 // Run through run.sh, which builds the library and prepares the Python environment.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { CoordinateMedian, FedAvg } from '@fedmm/aggregation';
+import { CoordinateMedian, FedAvg, cpuCompute, createCpuCompute } from '@fedmm/aggregation';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const env = process.env;
@@ -14,7 +15,7 @@ const K = Number(env.BENCH_K ?? 8);
 const P = Number(env.BENCH_P ?? 8 * 1024 * 1024); // elements per client update (32 MiB)
 const SHARDS = Number(env.BENCH_SHARDS ?? 8);
 const CHUNK = 256 * 1024; // 1 MiB of float32, the gateway's chunk size
-const REPS = Number(env.BENCH_REPS ?? 3);
+const REPS = Number(env.BENCH_REPS ?? 7);
 const RSS_P = Number(env.BENCH_RSS_P ?? 4 * 1024 * 1024);
 const RSS_KS = (env.BENCH_RSS_KS ?? '2,4,8,16,32,64').split(',').map(Number);
 const PYTHON = env.BENCH_PYTHON ?? 'python3';
@@ -48,7 +49,33 @@ export function fedavgShards(clients, weights, p, shards, first, last, options =
   return check;
 }
 
-function throughputSection() {
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+
+/** Starts Flower's aggregate in a Python process that stays up, so its runs interleave with ours. */
+async function startFlower(file, weights) {
+  const py = spawn(PYTHON, [join(here, 'flower_fedavg.py'), file, String(K), String(P), weights.join(',')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  py.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+  py.on('error', (e) => { stderr += String(e); });
+  const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error(stderr.trim().split('\n').pop() || `${PYTHON} exited`);
+    return JSON.parse(value);
+  };
+  const ask = async (command) => {
+    py.stdin.write(`${command}\n`);
+    return next();
+  };
+  await next(); // {"ready": true}
+  return { ask, close: () => py.stdin.end() };
+}
+
+async function throughputSection() {
   console.log(`\n== FedAvg throughput: K=${K} clients x ${P} float32 (${fmt((K * P * 4) / 2 ** 20, 0)} MiB of updates), ${SHARDS} shards, 1 MiB chunks`);
   const sab = new SharedArrayBuffer(K * P * 4);
   const clients = Array.from({ length: K }, (_, c) => {
@@ -59,50 +86,67 @@ function throughputSection() {
   const weights = Array.from({ length: K }, (_, c) => 100 + 37 * c);
   const bytes = K * P * 4;
 
-  const dst = new Float32Array(P);
-  const buf = Buffer.alloc(P * 4);
-  const copySet = () => { for (const v of clients) dst.set(v); };
-  const copyBuf = () => { for (const v of clients) Buffer.from(v.buffer, v.byteOffset, v.byteLength).copy(buf); };
-  const fused = () => fedavgShards(clients, weights, P, SHARDS, 0, SHARDS);
-  const unfused = () => fedavgShards(clients, weights, P, SHARDS, 0, SHARDS, { fuseWidth: 1 });
-  // Interleaved, so that load from other processes hits every measurement alike; best of REPS.
-  const fns = [copySet, copyBuf, fused, unfused];
-  const times = fns.map(() => Infinity);
-  fns.forEach((f) => f());
-  for (let r = 0; r < REPS; r++) {
-    fns.forEach((f, j) => {
-      const s = process.hrtime.bigint();
-      f();
-      times[j] = Math.min(times[j], Number(process.hrtime.bigint() - s) / 1e9);
-    });
-  }
-  const [tCopy, tBuf, tFused, tUnfused] = times;
-  const memcpy = bytes / tCopy;
-  const fedavg = bytes / tFused;
-  console.log(`memcpy (Float32Array.set)      ${fmt(memcpy / GB)} GB/s`);
-  console.log(`memcpy (Buffer.copy)           ${fmt(bytes / tBuf / GB)} GB/s`);
-  console.log(`FedAvg, fused (default)        ${fmt(fedavg / GB)} GB/s   ratio to memcpy ${fmt(fedavg / memcpy)}`);
-  console.log(`FedAvg, unfused (fuseWidth 1)  ${fmt(bytes / tUnfused / GB)} GB/s   ratio to memcpy ${fmt(bytes / tUnfused / memcpy)}`);
-
-  // Flower on the very same arrays.
   const dir = mkdtempSync(join(tmpdir(), 'fedmm-bench-'));
+  let flower;
   try {
     const file = join(dir, 'updates.f32');
     writeFileSync(file, new Uint8Array(sab));
-    const py = spawnSync(PYTHON, [join(here, 'flower_fedavg.py'), file, String(K), String(P), weights.join(','), String(REPS)], { encoding: 'utf8' });
-    if (py.status !== 0) {
-      console.log(`Flower aggregate               not run: ${py.stderr.trim().split('\n').pop()}`);
-    } else {
-      const flower = JSON.parse(py.stdout.trim().split('\n').pop());
-      console.log(`Flower aggregate (numpy)       ${fmt(flower.bytesPerSecond / GB)} GB/s   FedAvg / Flower ${fmt(fedavg / flower.bytesPerSecond)}x`);
-      // Same inputs, same result: Flower sums in float32, fedmm in float64, so they agree to ~1e-6.
-      const acc = new FedAvg().createShardAccumulator({ shardLength: 1000 });
-      clients.forEach((v, c) => acc.add(`c${c}`, 0, v.subarray(0, 1000), weights[c]));
-      const ours = acc.finish().reduce((s, x) => s + x, 0);
-      console.log(`checksum of 1000 results       fedmm ${ours.toExponential(6)}   Flower ${flower.checksum.toExponential(6)}`);
-    }
+    flower = await startFlower(file, weights);
+  } catch (e) {
+    console.log(`Flower aggregate not run: ${e.message}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+
+  const dst = new Float32Array(P);
+  const buf = Buffer.alloc(P * 4);
+  const scalar = createCpuCompute({ simd: false });
+  const timed = (fn) => async () => {
+    const s = process.hrtime.bigint();
+    fn();
+    return Number(process.hrtime.bigint() - s) / 1e9;
+  };
+  const cases = {
+    memcpy: ['memcpy (Float32Array.set)', timed(() => { for (const v of clients) dst.set(v); })],
+    buffer: ['memcpy (Buffer.copy)', timed(() => { for (const v of clients) Buffer.from(v.buffer, v.byteOffset, v.byteLength).copy(buf); })],
+    fedavg: [`FedAvg, fused, '${cpuCompute.name}' kernels (default)`, timed(() => fedavgShards(clients, weights, P, SHARDS, 0, SHARDS))],
+    scalar: ["FedAvg, fused, 'cpu-scalar' kernels", timed(() => fedavgShards(clients, weights, P, SHARDS, 0, SHARDS, { compute: scalar }))],
+    unfused: [`FedAvg, unfused (fuseWidth 1), '${cpuCompute.name}'`, timed(() => fedavgShards(clients, weights, P, SHARDS, 0, SHARDS, { fuseWidth: 1 }))],
+  };
+  if (flower !== undefined) cases.flower = ['Flower aggregate (numpy)', async () => (await flower.ask('run')).seconds];
+  // Interleaved (Flower included: its process waits for each turn), so that load from other
+  // processes hits every measurement alike; medians of REPS, ratios taken within each repetition.
+  const times = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+  for (const [, run] of Object.values(cases)) await run();
+  for (let r = 0; r < REPS; r++) {
+    for (const [k, [, run]] of Object.entries(cases)) times[k].push(await run());
+  }
+  const gbps = (k) => bytes / median(times[k]) / GB;
+  const ratio = (a, b) => median(times[a].map((t, r) => times[b][r] / t));
+  const spread = (k) => `${fmt(bytes / Math.max(...times[k]) / GB)}..${fmt(bytes / Math.min(...times[k]) / GB)}`;
+  console.log(`medians of ${REPS} interleaved repetitions (range in brackets); ratios are medians of per-repetition ratios`);
+  for (const [k, [label]] of Object.entries(cases)) {
+    let line = `${label.padEnd(45)} ${fmt(gbps(k)).padStart(6)} GB/s  [${spread(k)}]`;
+    if (k !== 'memcpy' && k !== 'buffer' && k !== 'flower') line += `   ratio to memcpy ${fmt(ratio(k, 'memcpy'))}`;
+    if (k === 'fedavg' || k === 'scalar') {
+      if (flower !== undefined) line += `   / Flower ${fmt(ratio(k, 'flower'))}x`;
+    }
+    if (k === 'flower') line += `   ratio to memcpy ${fmt(ratio(k, 'memcpy'))}`;
+    console.log(line);
+  }
+  console.log(`SIMD / scalar kernels within FedAvg          ${fmt(ratio('fedavg', 'scalar'))}x`);
+  const goalMemcpy = ratio('fedavg', 'memcpy') >= 0.5;
+  const goalFlower = flower !== undefined && ratio('fedavg', 'flower') >= 2;
+  console.log(`goals: >= 0.5 of memcpy ${goalMemcpy ? 'met' : 'NOT met'}; >= 2x Flower ${flower === undefined ? 'not measured' : goalFlower ? 'met' : 'NOT met'}`);
+
+  if (flower !== undefined) {
+    // Same inputs, same result: Flower sums in float32, fedmm in float64, so they agree to ~1e-6.
+    const theirs = await flower.ask('checksum');
+    flower.close();
+    const acc = new FedAvg().createShardAccumulator({ shardLength: 1000 });
+    clients.forEach((v, c) => acc.add(`c${c}`, 0, v.subarray(0, 1000), weights[c]));
+    const ours = acc.finish().reduce((x, y) => x + y, 0);
+    console.log(`checksum of 1000 results                      fedmm ${ours.toExponential(6)}   Flower ${theirs.checksum.toExponential(6)} (${theirs.dtype})`);
   }
   return { sab, weights };
 }
@@ -111,26 +155,32 @@ async function workersSection(sab, weights) {
   console.log(`\n== 1 vs 2 workers (worker_threads, each owns half of the ${SHARDS} shards; updates in shared memory)`);
   const spawn = () => new Worker(new URL(import.meta.url), { workerData: { sab, weights, K, P, SHARDS } });
   const run = (w, first, last) => new Promise((resolve, reject) => {
-    w.once('message', resolve);
-    w.once('error', reject);
+    const fail = (e) => reject(e);
+    w.once('error', fail);
+    w.once('message', (m) => {
+      w.off('error', fail);
+      resolve(m);
+    });
     w.postMessage({ first, last });
   });
   const workers = [spawn(), spawn()];
   await Promise.all(workers.map((w) => run(w, 0, 1))); // warm-up
   const time = async (fn) => {
-    let t = Infinity;
-    for (let r = 0; r < REPS; r++) {
-      const s = process.hrtime.bigint();
-      await fn();
-      t = Math.min(t, Number(process.hrtime.bigint() - s) / 1e9);
-    }
-    return t;
+    const s = process.hrtime.bigint();
+    await fn();
+    return Number(process.hrtime.bigint() - s) / 1e9;
   };
   const half = SHARDS / 2;
-  const t1 = await time(() => run(workers[0], 0, SHARDS));
-  const t2 = await time(() => Promise.all([run(workers[0], 0, half), run(workers[1], half, SHARDS)]));
+  const one = [];
+  const two = [];
+  for (let r = 0; r < REPS; r++) {
+    one.push(await time(() => run(workers[0], 0, SHARDS)));
+    two.push(await time(() => Promise.all([run(workers[0], 0, half), run(workers[1], half, SHARDS)])));
+  }
+  const t1 = median(one);
+  const t2 = median(two);
   const bytes = K * P * 4;
-  console.log(`1 worker   ${fmt(bytes / t1 / GB)} GB/s`);
+  console.log(`medians of ${REPS}, alternating\n1 worker   ${fmt(bytes / t1 / GB)} GB/s`);
   console.log(`2 workers  ${fmt(bytes / t2 / GB)} GB/s   speed-up ${fmt(t1 / t2)}x`);
   await Promise.all(workers.map((w) => w.terminate()));
 }
@@ -179,6 +229,6 @@ if (!isMainThread) {
   console.log(`node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   // Peak RSS first: a child's maxRSS starts from its parent's RSS at fork, so the parent must be small.
   rssSection();
-  const { sab, weights } = throughputSection();
+  const { sab, weights } = await throughputSection();
   await workersSection(sab, weights);
 }

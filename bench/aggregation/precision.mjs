@@ -1,5 +1,7 @@
 // Error of accumulating K float32 updates (example-weighted mean) in float32, Kahan-compensated
 // float32 and float64, against an exactly rounded reference (Neumaier-compensated float64).
+import { cpuCompute } from '@fedmm/aggregation';
+
 const N = Number(process.env.PRECISION_N ?? 200_000);
 const f = Math.fround;
 
@@ -14,8 +16,13 @@ function measure(k, seed) {
   const rows = Array.from({ length: k }, () => Float32Array.from({ length: N }, () => (rand() - 0.5) * 10 ** (rand() * 4 - 3)));
   const w = Array.from({ length: k }, () => 1 + Math.floor(rand() * 1000));
   const W = w.reduce((a, b) => a + b, 0);
-  const worst = { f32: 0, kahan: 0, f64: 0 };
-  const scaled = { f32: 0, kahan: 0, f64: 0 };
+  const worst = { f32: 0, kahan: 0, f64: 0, kernel: 0 };
+  const scaled = { f32: 0, kahan: 0, f64: 0, kernel: 0 };
+  // The shipped kernels, as the accumulator runs them: fused groups of up to 8 rows, then one scale.
+  const acc = new Float64Array(N);
+  for (let j = 0; j < k; j += 8) cpuCompute.weightedSumInto(acc, 0, rows.slice(j, j + 8), w.slice(j, j + 8));
+  const kernelMean = new Float32Array(N);
+  cpuCompute.scaleInto(kernelMean, acc, 0, N, 1 / W);
   for (let i = 0; i < N; i++) {
     let s32 = 0, k32 = 0, c32 = 0, s64 = 0, sRef = 0, cRef = 0, abs = 0;
     for (let j = 0; j < k; j++) {
@@ -42,15 +49,18 @@ function measure(k, seed) {
     scaled.f32 = Math.max(scaled.f32, rel(f(s32 / W)));
     scaled.kahan = Math.max(scaled.kahan, rel(f(k32 / W)));
     scaled.f64 = Math.max(scaled.f64, rel(s64 / W));
+    worst.kernel = Math.max(worst.kernel, err(kernelMean[i]));
+    scaled.kernel = Math.max(scaled.kernel, rel(kernelMean[i]));
   }
   return { worst, scaled };
 }
 
 console.log(`\n== Accumulator precision over ${N} coordinates: worst error in float32 ulps of the mean, and`);
 console.log('   worst error relative to sum(w|x|)/sum(w) (the scale of the terms, which cancellation does not shrink)');
-console.log('K     ulps: float32  Kahan f32  float64    relative: float32  Kahan f32  float64');
+console.log(`   (fedmm: cpuCompute.weightedSumInto + scaleInto, kernels '${cpuCompute.name}')`);
+console.log('K     ulps: float32  Kahan f32  float64    fedmm      relative: float32  Kahan f32  float64    fedmm');
 const e = (x) => x.toExponential(2).padEnd(11);
 for (const k of [2, 4, 8, 16, 32, 64]) {
   const { worst, scaled } = measure(k, k);
-  console.log(`${String(k).padEnd(12)}${e(worst.f32)}${e(worst.kahan)}${e(worst.f64)}          ${e(scaled.f32)}${e(scaled.kahan)}${e(scaled.f64)}`);
+  console.log(`${String(k).padEnd(12)}${e(worst.f32)}${e(worst.kahan)}${e(worst.f64)}${e(worst.kernel)}          ${e(scaled.f32)}${e(scaled.kahan)}${e(scaled.f64)}${e(scaled.kernel)}`);
 }

@@ -32,6 +32,33 @@ interface PendingGroup {
 
 const DEFAULT_PENDING_BUDGET = 64 * 1024 * 1024;
 
+// Finished accumulators hand their float64 sums back for the next shard of the same length (shards
+// of a round share one length, and the next round repeats them). A fresh 8 MiB array costs ~3.5 ms
+// of page faults on first touch, as much as reading 25 MiB of updates; a reused one is zeroed in
+// ~0.4 ms. Idle sums are capped, so what stays allocated between rounds is bounded.
+const IDLE_SUMS_LIMIT_BYTES = 64 * 1024 * 1024;
+const idleSums: Float64Array[] = [];
+const EMPTY_SUM = new Float64Array(0);
+let idleSumBytes = 0;
+
+function takeSum(length: number): Float64Array {
+  for (let i = idleSums.length - 1; i >= 0; i--) {
+    const s = idleSums[i]!;
+    if (s.length === length) {
+      idleSums.splice(i, 1);
+      idleSumBytes -= s.byteLength;
+      return s.fill(0);
+    }
+  }
+  return new Float64Array(length);
+}
+
+function giveSum(sum: Float64Array): void {
+  if (sum.length === 0 || idleSumBytes + sum.byteLength > IDLE_SUMS_LIMIT_BYTES) return;
+  idleSums.push(sum);
+  idleSumBytes += sum.byteLength;
+}
+
 /**
  * Streaming example-weighted mean of one shard, per segment over the clients that sent it.
  * Memory: one float64 per coordinate plus chunks waiting to be fused (bounded), whatever K.
@@ -40,7 +67,7 @@ export class WeightedMeanAccumulator {
   readonly shard: CompiledShard;
   readonly participation: Participation;
   private readonly compute: Compute;
-  private readonly sum: Float64Array;
+  private sum: Float64Array;
   private readonly fuseWidth: number;
   private readonly pendingBudget: number;
   private readonly pending = new Map<string, PendingGroup>();
@@ -51,7 +78,7 @@ export class WeightedMeanAccumulator {
     this.shard = spec instanceof CompiledShard ? spec : new CompiledShard(spec);
     this.participation = new Participation(this.shard);
     this.compute = options.compute ?? cpuCompute;
-    this.sum = new Float64Array(this.shard.shardLength);
+    this.sum = takeSum(this.shard.shardLength);
     const fuseWidth = options.fuseWidth ?? 8;
     if (!Number.isInteger(fuseWidth) || fuseWidth < 1 || fuseWidth > 8) {
       throw invalidArgument(`fuseWidth must be an integer from 1 to 8, got ${fuseWidth}`);
@@ -105,6 +132,8 @@ export class WeightedMeanAccumulator {
       const seg = segs[s]!;
       this.compute.scaleInto(mean, this.sum, seg.start, seg.length, 1 / w);
     }
+    giveSum(this.sum);
+    this.sum = EMPTY_SUM;
     return { mean, held };
   }
 
