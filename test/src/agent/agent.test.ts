@@ -8,9 +8,13 @@ import { DEFAULT_COMPANIES, PUBLIC_SPEC, synthesize } from '@fedmm/data';
 import { Topics } from '@fedmm/bus';
 import { events as epb } from '@fedmm/proto';
 import { tempDir, uniqueId } from '../support/env.js';
-import { RestartablePlatform, startAgent, type AgentProcess, type LogRecord } from './harness.js';
+import { RestartablePlatform, startAgent, startCuttingRelay, type AgentProcess, type LogRecord } from './harness.js';
 
 const REDIS_DB = 9;
+// Measured: an agent sends about 2.5 KiB (TLS handshake, subscription, GetTask, download requests)
+// before its update, which is about 50 KiB here; a cut at 20 KB falls inside the upload stream,
+// after the header and at least one full TLS record of the chunk have reached the gateway.
+const CUT_AFTER_BYTES = 20_000;
 const [GRIDCO, HOMESAFE] = DEFAULT_COMPANIES;
 const TENANTS = ['gridco', 'homesafe'];
 
@@ -47,8 +51,8 @@ describe('company agent on the real platform', { timeout: 300_000 }, () => {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  const agent = (tenant: string, taskId: string, work: string): AgentProcess => {
-    const a = startAgent({ tenant, gateway: platform.gateway, pkiDir: platform.pkiDir, dataDir: join(data, tenant, 'train'), taskId, workDir: join(root, work, tenant) });
+  const agent = (tenant: string, taskId: string, work: string, gateway = platform.gateway): AgentProcess => {
+    const a = startAgent({ tenant, gateway, pkiDir: platform.pkiDir, dataDir: join(data, tenant, 'train'), taskId, workDir: join(root, work, tenant) });
     agents.push(a);
     return a;
   };
@@ -129,5 +133,31 @@ describe('company agent on the real platform', { timeout: 300_000 }, () => {
     assert.ok(landed.at > restartedAt, 'homesafe\'s update landed on the restarted platform');
     assert.ok(Number(landed['attempts']) > 1, `the upload took more than one try (${String(landed['attempts'])})`);
     await Promise.all([fast.stop(), slow.stop()]);
+  });
+
+  test('an upload cut mid-stream resumes under the same upload id and the round publishes with it once', async (t) => {
+    const taskId = uniqueId('agent-cut');
+    await platform.openTask({ taskId, modelId, baseVersionId: baseVersion, members: ['gridco'], selection: { fraction: 1, minClients: 1, maxClients: 0 }, clientConfig: { local_epochs: 1, batch_size: 8, learning_rate: 0.01 } });
+    const relay = await startCuttingRelay(platform.gateway.replace('localhost', '127.0.0.1'), CUT_AFTER_BYTES);
+    try {
+      const a = agent('gridco', taskId, 'cut', `localhost:${relay.port}`);
+      const round = await platform.published(taskId, 1, 90_000);
+      assert.ok(relay.cutAt !== undefined, 'the relay cut the connection');
+      assert.ok(relay.connections >= 2, 'the agent dialled again after the cut');
+      const uploaded = await a.waitFor(isMsg('update uploaded'), 'the upload');
+      t.diagnostic(`cut at ${relay.cutAt} of ${relay.sent} client bytes; update ${String(uploaded['bytes'])} bytes, resumed from ${JSON.stringify(uploaded['resumedFrom'])}`);
+      assert.ok(Number(uploaded['attempts']) >= 2, `the upload was retried (attempts ${String(uploaded['attempts'])}, cut at ${relay.cutAt} bytes):\n${a.tail()}`);
+      assert.ok(a.records.some((r) => r.level === 'warn' && /^upload .* failed; retrying$/.test(r.msg) && r['attempt'] === 1), 'the cut upload was retried with backoff');
+      assert.equal(a.count('update uploaded'), 1);
+      assert.equal(a.count('training'), 1, 'the update was not trained again');
+      assert.deepEqual(round.received, ['gridco']);
+      assert.deepEqual((await platform.version(round.outputVersionId)).lineage?.contributingClients, ['gridco']);
+      const entry = readState(a).rounds[`${taskId}/1/${round.attempt}`];
+      assert.equal(entry?.status, 'done');
+      assert.equal(entry?.uploadId, uploaded['uploadId'], 'one upload id from the first byte to the last');
+      await a.stop();
+    } finally {
+      await relay.close();
+    }
   });
 });

@@ -2,6 +2,7 @@
 // gateway on mutual TLS), restartable on the same store, bus, data dir and ports; company agents
 // as `fedmm client run` processes; the base model pretrained and registered by `fedmm model pretrain`.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -259,4 +260,75 @@ export class RestartablePlatform {
       c.close();
     }
   }
+}
+
+/** A TCP relay in front of the gateway that cuts every connection once, when the client has sent `cutAfterBytes`. */
+export interface CuttingRelay {
+  readonly port: number;
+  /** Bytes the client had sent when the cut happened (undefined until then). */
+  readonly cutAt: number | undefined;
+  /** Connections accepted so far. */
+  readonly connections: number;
+  /** Bytes the client has sent so far. */
+  readonly sent: number;
+  close(): Promise<void>;
+}
+
+/** Starts a relay to `target` (host:port) that drops its connections mid-stream after `cutAfterBytes` client bytes. */
+export async function startCuttingRelay(target: string, cutAfterBytes: number): Promise<CuttingRelay> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const sockets = new Set<Socket>();
+  let sent = 0;
+  let cutAt: number | undefined;
+  let connections = 0;
+  const server = createServer((client) => {
+    connections++;
+    const upstream = connect(port, host);
+    sockets.add(client).add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    upstream.pipe(client);
+    client.on('data', (d: Buffer) => {
+      const before = sent;
+      sent += d.length;
+      if (cutAt === undefined && sent >= cutAfterBytes) {
+        cutAt = cutAfterBytes;
+        // The bytes up to the cut reach the gateway; the rest, and everything in flight, is lost,
+        // as when a network path or a load balancer goes away mid-stream.
+        const cut = (): void => {
+          for (const s of [...sockets]) s.destroy();
+          sockets.clear();
+        };
+        upstream.write(d.subarray(0, Math.max(0, cutAfterBytes - before)), cut);
+        return;
+      }
+      if (!upstream.write(d)) {
+        client.pause();
+        upstream.once('drain', () => client.resume());
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    get cutAt() {
+      return cutAt;
+    },
+    get connections() {
+      return connections;
+    },
+    get sent() {
+      return sent;
+    },
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
 }
