@@ -198,7 +198,7 @@ export class RestartablePlatform {
         FEDMM_GATEWAY_INSTANCE_ID: this.gatewayInstance,
       },
     });
-    for (const s of this.#platform.services) this.#ports[s.name as ServiceName] = s.port;
+    for (const s of this.#platform.services) this.#ports[s.name] = s.port;
     this.#coordinator = createRpcClient(apb.AggregatorServiceService, this.#platform.addressOf('aggregator'));
     this.starts.push(Date.now());
   }
