@@ -13,7 +13,7 @@ import { RedisStore } from '@fedmm/store';
 import { aggregator as apb, registry as rpb, task as tpb } from '@fedmm/proto';
 import { initPkiDir, PkiFiles } from '@fedmm/pki';
 import { createRpcClient, type RpcClient, type ServiceName } from '@fedmm/service-kit';
-import { kafkaBrokers, redisUrl, uniqueId } from '../support/env.js';
+import { kafkaBrokers, redisDbUrl, uniqueId } from '../support/env.js';
 import { startGroupAtEnd } from '../observability/platform.js';
 // The CLI is an application, not a workspace package, so its embedded platform has no package name to import by.
 import { startPlatform, type Platform } from '../../../cli/dist/platform.js';
@@ -134,7 +134,7 @@ export class RestartablePlatform {
   private constructor(root: string, redisDb: number) {
     this.#root = root;
     this.pkiDir = join(root, 'pki');
-    this.#dbUrl = `${redisUrl.replace(/\/\d+$/, '')}/${redisDb}`;
+    this.#dbUrl = redisDbUrl(redisDb);
   }
 
   /** Issues the PKI, clears this suite's keys in its Redis database and starts the platform. */
