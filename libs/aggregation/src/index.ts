@@ -4,7 +4,7 @@ export type {
   Strategy, StrategyOptions,
 } from './types.js';
 export type { Compute } from './compute/compute.js';
-export { cpuCompute, createCpuCompute, type CpuComputeOptions } from './compute/cpu-compute.js';
+export { cpuCompute, createCpuCompute, type CpuCompute, type CpuComputeOptions } from './compute/cpu-compute.js';
 export { createTfjsCompute, type TfModule, type TfTensor } from './compute/tfjs-compute.js';
 export { loadCompute, TFJS_NODE_GPU, type ComputeKind, type ModuleImporter } from './compute/load-compute.js';
 export { CompiledShard } from './shard-spec.js';

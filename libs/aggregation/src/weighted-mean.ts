@@ -34,31 +34,37 @@ const DEFAULT_PENDING_BUDGET = 64 * 1024 * 1024;
 
 // Finished accumulators hand their float64 sums back for the next shard of the same length (shards
 // of a round share one length, and the next round repeats them). A fresh 8 MiB array costs ~3.5 ms
-// of page faults on first touch, as much as reading 25 MiB of updates. finishMean zeroes the sum
+// of page faults on first touch, as much as reading 25 MiB of updates; a compute's own sums (the
+// SIMD kernels' live in WebAssembly memory) also cost an instantiation. finishMean zeroes the sum
 // piece by piece right after scaling it, while the piece is in cache, so idle sums are all zero.
 // Idle sums are capped, so what stays allocated between rounds is bounded.
 const IDLE_SUMS_LIMIT_BYTES = 64 * 1024 * 1024;
-const idleSums: Float64Array[] = [];
+const idleSums: { readonly compute: Compute; readonly sum: Float64Array }[] = [];
+let idleSumBytes = 0;
 const EMPTY_SUM = new Float64Array(0);
 // Elements scaled, then zeroed, at a time: 128 KiB of float64, resident in L2 between the two.
 const FINISH_PIECE = 16384;
-let idleSumBytes = 0;
 
-function takeSum(length: number): Float64Array {
+function takeSum(compute: Compute, length: number): Float64Array {
   for (let i = idleSums.length - 1; i >= 0; i--) {
-    const s = idleSums[i]!;
-    if (s.length === length) {
+    const idle = idleSums[i]!;
+    if (idle.compute === compute && idle.sum.length === length) {
       idleSums.splice(i, 1);
-      idleSumBytes -= s.byteLength;
-      return s;
+      idleSumBytes -= idle.sum.byteLength;
+      return idle.sum;
     }
   }
-  return new Float64Array(length);
+  return compute.allocateSum?.(length) ?? new Float64Array(length);
 }
 
-function giveSum(sum: Float64Array): void {
-  if (sum.length === 0 || idleSumBytes + sum.byteLength > IDLE_SUMS_LIMIT_BYTES) return;
-  idleSums.push(sum);
+function giveSum(compute: Compute, sum: Float64Array): void {
+  if (sum.length === 0) return;
+  // The oldest idle sums make room: the newest match the shards being aggregated now.
+  while (idleSums.length > 0 && idleSumBytes + sum.byteLength > IDLE_SUMS_LIMIT_BYTES) {
+    idleSumBytes -= idleSums.shift()!.sum.byteLength;
+  }
+  if (sum.byteLength > IDLE_SUMS_LIMIT_BYTES) return;
+  idleSums.push({ compute, sum });
   idleSumBytes += sum.byteLength;
 }
 
@@ -81,7 +87,7 @@ export class WeightedMeanAccumulator {
     this.shard = spec instanceof CompiledShard ? spec : new CompiledShard(spec);
     this.participation = new Participation(this.shard);
     this.compute = options.compute ?? cpuCompute;
-    this.sum = takeSum(this.shard.shardLength);
+    this.sum = takeSum(this.compute, this.shard.shardLength);
     const fuseWidth = options.fuseWidth ?? 8;
     if (!Number.isInteger(fuseWidth) || fuseWidth < 1 || fuseWidth > 8) {
       throw invalidArgument(`fuseWidth must be an integer from 1 to 8, got ${fuseWidth}`);
@@ -144,7 +150,7 @@ export class WeightedMeanAccumulator {
         sum.fill(0, seg.start, end);
       }
     }
-    giveSum(this.sum);
+    giveSum(this.compute, this.sum);
     this.sum = EMPTY_SUM;
     return { mean, held };
   }

@@ -58,7 +58,7 @@ describe('cpu kernels', () => {
     const scalar = createCpuCompute({ simd: false });
     assert.equal(scalar.name, 'cpu-scalar');
     // A small block so that one call spans several blocks and ends in a partial one.
-    const simd = createWasmKernels(16)!;
+    const simd = createWasmKernels({ blockLength: 16 })!;
     const long = randomUpdates(21, 19, 203).map((u) => u.values);
     for (const k of [1, 2, 3, 5, 7, 8, 9, 16, 19]) {
       for (const [offset, n] of [[0, 203], [5, 1], [7, 3], [11, 16], [2, 33], [40, 163]] as const) {
@@ -86,6 +86,51 @@ describe('cpu kernels', () => {
     scalar.weightedSumInto(x, 0, [specials, specials], [1e300, -2]);
     simd.weightedSumInto(y, 0, [specials, specials], [1e300, -2]);
     assert.deepEqual(y, x);
+  });
+
+  it('update a sum in WebAssembly memory in place, bit for bit like the scalar loop, up to the memory end', () => {
+    const scalar = createCpuCompute({ simd: false });
+    const simd = createWasmKernels({ blockLength: 16, minResidentSumLength: 100 })!;
+    // 16-element blocks stage 640 bytes; this length ends the sum exactly at the end of a page.
+    const length = (65536 - 640) / 8;
+    const resident = simd.allocateSum(length);
+    assert.equal(resident.length, length);
+    assert.ok(resident.every((x) => x === 0));
+    assert.ok(!(resident.buffer instanceof SharedArrayBuffer) && resident.buffer.byteLength === 65536, 'the sum lives in its own WebAssembly memory');
+    assert.equal(simd.allocateSum(99).buffer.byteLength, 99 * 8, 'a short sum is a plain array');
+    const plain = new Float64Array(length);
+    const long = randomUpdates(23, 11, 2003).map((u) => u.values);
+    for (const [k, offset, n] of [[11, 0, 2003], [3, length - 2003, 2003], [8, length - 7, 7], [5, 1, 30], [1, length - 1, 1]] as const) {
+      const rs = long.slice(0, k).map((r) => r.subarray(0, n));
+      const weights = rs.map((_, j) => 0.5 + j * 3.25);
+      simd.weightedSumInto(resident, offset, rs, weights);
+      scalar.weightedSumInto(plain, offset, rs, weights);
+      assert.deepEqual(resident, plain, `k=${k} offset=${offset} n=${n}`);
+    }
+    // A view into the sum finds its memory too.
+    const view = resident.subarray(1000);
+    simd.weightedSumInto(view, 3, [long[0]!.subarray(0, 50)], [2]);
+    scalar.weightedSumInto(plain.subarray(1000), 3, [long[0]!.subarray(0, 50)], [2]);
+    assert.deepEqual(resident, plain);
+    for (const [start, n] of [[0, length], [length - 3, 3], [7, 33]] as const) {
+      const a = new Float32Array(length);
+      const b = new Float32Array(length);
+      simd.scaleInto(a, resident, start, n, 1 / 3.7);
+      scalar.scaleInto(b, plain, start, n, 1 / 3.7);
+      assert.deepEqual(a, b, `scaleInto start=${start} n=${n}`);
+    }
+  });
+
+  it('keeps at most 32 live sums in WebAssembly memories (each reserves address space) and plain arrays beyond', () => {
+    const simd = createWasmKernels({ blockLength: 16, minResidentSumLength: 100 })!;
+    const sums = Array.from({ length: 40 }, () => simd.allocateSum(200));
+    const resident = sums.filter((x) => x.buffer.byteLength !== 200 * 8).length;
+    assert.ok(resident <= 32 && resident >= 1, `${resident} resident sums`);
+    assert.ok(sums.length - resident >= 8);
+    for (const x of sums) {
+      simd.weightedSumInto(x, 10, [Float32Array.of(1, 2, 3, 4, 5)], [2]);
+      assert.deepEqual([...x.subarray(9, 16)], [0, 2, 4, 6, 8, 10, 0]);
+    }
   });
 
   it('linear kernels reject rows, weights and ranges that do not fit', () => {

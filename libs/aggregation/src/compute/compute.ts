@@ -4,6 +4,11 @@
  */
 export interface Compute {
   readonly name: string;
+  /**
+   * A zeroed float64 accumulator of `length` on which weightedSumInto and scaleInto run fastest
+   * (the SIMD kernels update one in WebAssembly memory in place). Optional: plain arrays work too.
+   */
+  allocateSum?(length: number): Float64Array;
   /** acc[offset + i] += sum_j weights[j] * rows[j][i] for i < rows[0].length; all rows have one length. */
   weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void;
   /** out[i] = src[start + i] * factor for i < length, written at out[start + i]. */

@@ -175,16 +175,25 @@ export interface CpuComputeOptions {
   readonly simd?: boolean;
 }
 
+/** The CPU kernels: every Compute member, allocateSum included. */
+export interface CpuCompute extends Compute {
+  allocateSum(length: number): Float64Array;
+}
+
 /**
  * Typed-array kernels, zero-copy over the received buffers; the linear ones in WebAssembly SIMD
  * unless `simd: false`. The name tells which: 'cpu' (SIMD) or 'cpu-scalar'.
  */
-export function createCpuCompute(options: CpuComputeOptions = {}): Compute {
+export function createCpuCompute(options: CpuComputeOptions = {}): CpuCompute {
   const wasm = options.simd === false ? undefined : createWasmKernels();
   const sumInto = wasm?.weightedSumInto ?? scalarWeightedSumInto;
   const scale = wasm?.scaleInto ?? scalarScaleInto;
   return Object.freeze({
     name: wasm === undefined ? 'cpu-scalar' : 'cpu',
+
+    allocateSum(length: number): Float64Array {
+      return wasm === undefined ? new Float64Array(length) : wasm.allocateSum(length);
+    },
 
     weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
       const n = rows[0]?.length ?? 0;
@@ -215,4 +224,4 @@ export function createCpuCompute(options: CpuComputeOptions = {}): Compute {
 }
 
 /** The default kernels (SIMD where available). */
-export const cpuCompute: Compute = createCpuCompute();
+export const cpuCompute: CpuCompute = createCpuCompute();

@@ -58,6 +58,7 @@ export function createTfjsCompute(tf: TfModule, name = 'tfjs'): Compute {
   };
   return Object.freeze({
     name,
+    allocateSum: cpuCompute.allocateSum,
     weightedSumInto: cpuCompute.weightedSumInto,
     scaleInto: cpuCompute.scaleInto,
     squaredNorm: cpuCompute.squaredNorm,

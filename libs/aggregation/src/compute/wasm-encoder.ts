@@ -91,8 +91,8 @@ export interface FunctionDef {
   readonly body: Code;
 }
 
-/** Encodes a module that defines (and exports as "memory") one memory of `pages` 64 KiB pages. */
-export function encodeModule(pages: number, functions: readonly FunctionDef[]): Uint8Array {
+/** Encodes a module that imports its memory as env.memory (at least `minPages` 64 KiB pages). */
+export function encodeModule(minPages: number, functions: readonly FunctionDef[]): Uint8Array {
   const types = functions.map((f) => [0x60, ...vec(f.params.map((t) => [t])), ...vec(f.results.map((t) => [t]))]);
   const codes = functions.map((f) => {
     const locals = vec(f.locals.map((t) => [1, t]));
@@ -102,12 +102,9 @@ export function encodeModule(pages: number, functions: readonly FunctionDef[]): 
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(types)),
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(minPages)]])),
     ...section(3, vec(functions.map((_, i) => uleb(i)))),
-    ...section(5, vec([[0x00, ...uleb(pages)]])),
-    ...section(7, vec([
-      [...name('memory'), 0x02, 0x00],
-      ...functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]),
-    ])),
+    ...section(7, vec(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
     ...section(10, vec(codes)),
   ]);
 }
