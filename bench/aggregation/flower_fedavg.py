@@ -2,7 +2,7 @@
 
 Usage: flower_fedavg.py FILE K P WEIGHTS_CSV. FILE holds K float32 vectors of P elements.
 Stays up so that the node benchmark can interleave Flower with its own measurements: prints
-{"ready": true}, then answers each stdin line "run" with {"seconds": ...} (one aggregate) and
+{"ready": true}, then answers each stdin line "run" with {"seconds": ..., "cpuSeconds": ...} (one aggregate) and
 "checksum" with the dtype and the sum of the first 1000 results; exits at end of input.
 """
 import json
@@ -30,9 +30,10 @@ def main() -> None:
     for line in sys.stdin:
         command = line.strip()
         if command == "run":
+            cpu = time.process_time()
             start = time.perf_counter()
             out = aggregate(results)
-            reply({"seconds": time.perf_counter() - start})
+            reply({"seconds": time.perf_counter() - start, "cpuSeconds": time.process_time() - cpu})
         elif command == "checksum":
             result = out[0]
             reply({"dtype": str(result.dtype), "checksum": float(np.sum(result[:1000], dtype=np.float64))})
