@@ -35,26 +35,28 @@ const DEFAULT_PENDING_BUDGET = 64 * 1024 * 1024;
 // Finished accumulators hand their float64 sums back for the next shard of the same length (shards
 // of a round share one length, and the next round repeats them). A fresh 8 MiB array costs ~3.5 ms
 // of page faults on first touch, as much as reading 25 MiB of updates; a compute's own sums (the
-// SIMD kernels' live in WebAssembly memory) also cost an instantiation. finishMean zeroes the sum
-// piece by piece right after scaling it, while the piece is in cache, so idle sums are all zero.
+// SIMD kernels' live in WebAssembly memory) also cost an instantiation. A reused sum is zeroed
+// block by block just before its first pass, so the zeros are written into cache lines the pass
+// then reads, not in a separate sweep through memory; blocks no chunk touches are never read.
 // Idle sums are capped, so what stays allocated between rounds is bounded.
 const IDLE_SUMS_LIMIT_BYTES = 64 * 1024 * 1024;
 const idleSums: { readonly compute: Compute; readonly sum: Float64Array }[] = [];
 let idleSumBytes = 0;
 const EMPTY_SUM = new Float64Array(0);
-// Elements scaled, then zeroed, at a time: 128 KiB of float64, resident in L2 between the two.
-const FINISH_PIECE = 16384;
+/** Elements zeroed at once in a reused sum (32 KiB of float64). */
+const ZERO_BLOCK = 4096;
 
-function takeSum(compute: Compute, length: number): Float64Array {
+/** A sum for the shard, and whether it may hold values from an earlier shard. */
+function takeSum(compute: Compute, length: number): { sum: Float64Array; dirty: boolean } {
   for (let i = idleSums.length - 1; i >= 0; i--) {
     const idle = idleSums[i]!;
     if (idle.compute === compute && idle.sum.length === length) {
       idleSums.splice(i, 1);
       idleSumBytes -= idle.sum.byteLength;
-      return idle.sum;
+      return { sum: idle.sum, dirty: true };
     }
   }
-  return compute.allocateSum?.(length) ?? new Float64Array(length);
+  return { sum: compute.allocateSum?.(length) ?? new Float64Array(length), dirty: false };
 }
 
 function giveSum(compute: Compute, sum: Float64Array): void {
@@ -77,6 +79,8 @@ export class WeightedMeanAccumulator {
   readonly participation: Participation;
   private readonly compute: Compute;
   private sum: Float64Array;
+  /** For a reused sum, zeroed[b] = 1 once block b (ZERO_BLOCK elements) is zero; undefined for a fresh one. */
+  private readonly zeroed: Uint8Array | undefined;
   private readonly fuseWidth: number;
   private readonly pendingBudget: number;
   private readonly pending = new Map<string, PendingGroup>();
@@ -87,7 +91,9 @@ export class WeightedMeanAccumulator {
     this.shard = spec instanceof CompiledShard ? spec : new CompiledShard(spec);
     this.participation = new Participation(this.shard);
     this.compute = options.compute ?? cpuCompute;
-    this.sum = takeSum(this.compute, this.shard.shardLength);
+    const { sum, dirty } = takeSum(this.compute, this.shard.shardLength);
+    this.sum = sum;
+    this.zeroed = dirty ? new Uint8Array(Math.ceil(sum.length / ZERO_BLOCK)) : undefined;
     const fuseWidth = options.fuseWidth ?? 8;
     if (!Number.isInteger(fuseWidth) || fuseWidth < 1 || fuseWidth > 8) {
       throw invalidArgument(`fuseWidth must be an integer from 1 to 8, got ${fuseWidth}`);
@@ -105,6 +111,7 @@ export class WeightedMeanAccumulator {
     this.participation.record(clientId, offset, values.length, weight);
     if (values.length === 0) return;
     if (this.fuseWidth === 1) {
+      this.zeroBefore(offset, values.length);
       this.compute.weightedSumInto(this.sum, offset, [values], [weight * scale]);
       return;
     }
@@ -134,28 +141,33 @@ export class WeightedMeanAccumulator {
     const segs = this.shard.segments;
     const held = new Uint8Array(segs.length);
     const weightSums = this.participation.weightSums;
-    const sum = this.sum;
     for (let s = 0; s < segs.length; s++) {
-      const seg = segs[s]!;
-      const end = seg.start + seg.length;
       const w = weightSums[s]!;
-      if (w > 0) {
-        held[s] = 1;
-        for (let p = seg.start; p < end; p += FINISH_PIECE) {
-          const n = Math.min(FINISH_PIECE, end - p);
-          this.compute.scaleInto(mean, sum, p, n, 1 / w);
-          sum.fill(0, p, p + n);
-        }
-      } else {
-        sum.fill(0, seg.start, end);
-      }
+      if (w <= 0) continue;
+      held[s] = 1;
+      const seg = segs[s]!;
+      this.compute.scaleInto(mean, this.sum, seg.start, seg.length, 1 / w);
     }
     giveSum(this.compute, this.sum);
     this.sum = EMPTY_SUM;
     return { mean, held };
   }
 
+  /** Zeroes the blocks of a reused sum that [offset, offset + length) touches for the first time. */
+  private zeroBefore(offset: number, length: number): void {
+    const zeroed = this.zeroed;
+    if (zeroed === undefined) return;
+    const last = Math.floor((offset + length - 1) / ZERO_BLOCK);
+    for (let b = Math.floor(offset / ZERO_BLOCK); b <= last; b++) {
+      if (zeroed[b] === 0) {
+        this.sum.fill(0, b * ZERO_BLOCK, (b + 1) * ZERO_BLOCK);
+        zeroed[b] = 1;
+      }
+    }
+  }
+
   private flushGroup(key: string, group: PendingGroup): void {
+    this.zeroBefore(group.offset, group.rows[0]!.length);
     this.compute.weightedSumInto(this.sum, group.offset, group.rows, group.weights);
     for (const r of group.rows) this.pendingBytes -= r.byteLength;
     this.pending.delete(key);
