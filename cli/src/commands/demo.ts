@@ -5,7 +5,8 @@ import { startTelemetry } from '@fedmm/telemetry';
 import { UsageError, type Command } from '../command.js';
 
 const usage = `fedmm demo [--out DIR] [--rounds N] [--seed S] [--epochs E] [--companies a,b,c] [--keep-running]
-           [--privacy none|record|client] [--noise-multiplier Z] [--clip-norm C] [--validation-size N]
+           [--privacy none|record|client] [--noise-multiplier Z] [--clip-norm C] [--sampling-rate Q]
+           [--validation-size N]
            [--train-size N] [--test-size N] [--public-size N] [--pretrain-epochs N] [--personal-epochs N]
 
 Runs a whole federation on this machine and writes DIR/report.json and DIR/report.html:
@@ -24,6 +25,8 @@ each company's accuracy, bytes, the epsilon it spent and its contribution.
                      client: updates clipped to 3, noise 0.05 on the sum at the aggregator; none
   --noise-multiplier Z, --clip-norm C
                      override the mode's noise multiplier and clip norm
+  --sampling-rate Q  record-level: share of a company's samples in one DP-SGD batch (adjusted so
+                     no company's rounded batch exceeds it)
   --validation-size N
                      samples per company in the platform's validation set on which contributions
                      are scored by accuracy (default 50; 0: none, contributions by consensus distance)
@@ -54,6 +57,7 @@ export const demoCommand: Command = {
         privacy: { type: 'string' },
         'noise-multiplier': { type: 'string' },
         'clip-norm': { type: 'string' },
+        'sampling-rate': { type: 'string' },
         'validation-size': { type: 'string' },
         'keep-running': { type: 'boolean', default: false },
       },
@@ -93,7 +97,10 @@ export const demoCommand: Command = {
       };
       const preset = PRIVACY_PRESETS[mode];
       if (mode === 'none' && (values['noise-multiplier'] !== undefined || values['clip-norm'] !== undefined)) throw new UsageError('--noise-multiplier and --clip-norm need --privacy record or client');
-      const privacy = { ...preset, noiseMultiplier: real('noise-multiplier', values['noise-multiplier'], preset.noiseMultiplier), clipNorm: real('clip-norm', values['clip-norm'], preset.clipNorm) };
+      if (mode !== 'record' && values['sampling-rate'] !== undefined) throw new UsageError('--sampling-rate needs --privacy record');
+      const samplingRate = real('sampling-rate', values['sampling-rate'], preset.samplingRate);
+      if (samplingRate > 1) throw new UsageError(`--sampling-rate must be at most 1, not ${samplingRate}`);
+      const privacy = { ...preset, noiseMultiplier: real('noise-multiplier', values['noise-multiplier'], preset.noiseMultiplier), clipNorm: real('clip-norm', values['clip-norm'], preset.clipNorm), samplingRate };
       let validationPerCompany = demoDefaults.validationPerCompany;
       if (values['validation-size'] !== undefined) {
         validationPerCompany = Number(values['validation-size']);

@@ -125,17 +125,20 @@ function ticks(lo: number, hi: number): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
   const out: number[] = [];
-  for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.ceil(hi / step - 1e-9);
+  for (let k = first; k <= last; k++) out.push(k === 0 ? 0 : k * step);
   return out;
 }
 
-const fmt = (v: number): string => (Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2));
+const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+const fmt = (v: number): string => (Math.abs(v) < 1e-9 ? '0' : Number.isInteger(v) ? String(v) : Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2));
 
 /** Lines over rounds, one per company, on a shared value axis (with a zero line when values go negative). */
 function lineChart(title: string, series: { name: string; color: string; points: [number, number][] }[], maxX: number, format: (v: number) => string = fmt, W = 520, H = 230): string {
   const L = 46;
   const R = 12;
-  const T = 26;
+  const T = 30;
   const B = 30;
   const values = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
   const ts = ticks(Math.min(0, ...values), Math.max(1e-9, ...values));
@@ -155,10 +158,10 @@ function lineChart(title: string, series: { name: string; color: string; points:
 }
 
 /** Bars per round, one per company side by side (negative values hang below the zero line). */
-function roundBars(title: string, rounds: { number: number; values: Record<string, number> }[], names: readonly string[], color: (i: number) => string, W = 520, H = 230): string {
+function roundBars(title: string, rounds: { number: number; values: Record<string, number> }[], names: readonly string[], color: (i: number) => string, format: (v: number) => string = fmt, W = 520, H = 230): string {
   const L = 46;
   const R = 12;
-  const T = 26;
+  const T = 30;
   const B = 30;
   const values = rounds.flatMap((r) => names.map((n) => r.values[n] ?? 0));
   const ts = ticks(Math.min(0, ...values), Math.max(1e-9, ...values));
@@ -167,12 +170,12 @@ function roundBars(title: string, rounds: { number: number; values: Record<strin
   const y = (v: number): number => T + (H - T - B) * (1 - (v - lo) / (hi - lo || 1));
   const groupW = (W - L - R) / Math.max(1, rounds.length);
   const barW = Math.max(1.5, (groupW - 4) / Math.max(1, names.length));
-  const parts = ts.map((g) => `<line x1="${L}" x2="${W - R}" y1="${y(g)}" y2="${y(g)}" class="${g === 0 ? 'zero' : 'grid'}"/><text x="${L - 6}" y="${y(g) + 4}" class="tick" text-anchor="end">${fmt(g)}</text>`);
+  const parts = ts.map((g) => `<line x1="${L}" x2="${W - R}" y1="${y(g)}" y2="${y(g)}" class="${g === 0 ? 'zero' : 'grid'}"/><text x="${L - 6}" y="${y(g) + 4}" class="tick" text-anchor="end">${format(g)}</text>`);
   rounds.forEach((r, i) => {
     const gx = L + i * groupW + 2;
     names.forEach((n, j) => {
       const v = r.values[n] ?? 0;
-      parts.push(`<rect x="${(gx + j * barW).toFixed(1)}" y="${Math.min(y(v), y(0)).toFixed(1)}" width="${(barW - 0.6).toFixed(1)}" height="${Math.abs(y(0) - y(v)).toFixed(1)}" fill="${color(j)}"><title>${esc(n)} round ${r.number}: ${fmt(v)}</title></rect>`);
+      parts.push(`<rect x="${(gx + j * barW).toFixed(1)}" y="${Math.min(y(v), y(0)).toFixed(1)}" width="${(barW - 0.6).toFixed(1)}" height="${Math.abs(y(0) - y(v)).toFixed(1)}" fill="${color(j)}"><title>${esc(n)} round ${r.number}: ${format(v)}</title></rect>`);
     });
     parts.push(`<text x="${(gx + groupW / 2 - 2).toFixed(1)}" y="${H - B + 16}" class="tick" text-anchor="middle">${r.number}</text>`);
   });
@@ -268,9 +271,9 @@ function privacySection(r: DemoReport, color: (i: number) => string): string {
     return `<h2>Privacy spent</h2><p class="muted">${why}</p>`;
   }
   const how = p?.mode === 'record'
-    ? `Record-level DP: each company's agent ran DP-SGD, every example's gradient clipped to ${p.clipNorm} and Gaussian noise of ${p.noiseMultiplier} &times; ${p.clipNorm} added to each batch's sum (batches of about ${((p.samplingRate ?? 0) * 100).toFixed(1)}% of the company's data, at most ${p.localSteps} steps a round). Epsilon bounds what the shared model reveals about any one record of the company.`
+    ? `Record-level DP: each company's agent ran DP-SGD, every example's gradient clipped to norm ${p.clipNorm} and Gaussian noise of standard deviation ${p.noiseMultiplier} (noise multiplier) &times; ${p.clipNorm} (clip norm) added to each batch's sum (batches of about ${((p.samplingRate ?? 0) * 100).toFixed(1)}% of the company's data, at most ${p.localSteps} steps a round). Epsilon bounds what the shared model reveals about any one record of the company.`
     : p?.mode === 'client'
-      ? `Client-level DP: each update clipped to ${p.clipNorm}, Gaussian noise of ${p.noiseMultiplier} &times; ${p.clipNorm} added to the sum at the aggregator. Epsilon bounds what the shared model reveals about a company's participation as a whole.`
+      ? `Client-level DP: each company's update clipped to norm ${p.clipNorm}, Gaussian noise of standard deviation ${p.noiseMultiplier} (noise multiplier) &times; ${p.clipNorm} (clip norm) added to the sum at the aggregator. Epsilon bounds what the shared model reveals about a company's participation as a whole.`
       : '';
   const names = r.companies.map((c) => c.name);
   const rows = spent.map((c) => `<tr><td><i class="sw" style="background:${color(names.indexOf(c.name))}"></i>${esc(c.name)}</td><td class="num"><b>${c.privacy!.epsilon.toFixed(2)}</b></td><td class="num">${c.privacy!.delta}</td><td class="num">${c.privacy!.samplingRate.toFixed(4)}</td><td class="num">${c.privacy!.noiseMultiplier}</td><td class="num">${c.privacy!.steps}</td></tr>`).join('');
@@ -281,6 +284,7 @@ function privacySection(r: DemoReport, color: (i: number) => string): string {
   return `<h2>Privacy spent</h2>
 <p>${how} The privacy service composed each company's committed events with the ${esc(p?.accountant ?? '')} accountant at delta ${p?.delta ?? ''} (composition, not a sum of per-round epsilons).</p>
 <table class="narrow"><thead><tr><th>company</th><th class="num">ε</th><th class="num">δ</th><th class="num">sampling rate</th><th class="num">noise multiplier</th><th class="num">steps</th></tr></thead><tbody>${rows}</tbody></table>
+${legend(spent.map((c) => ({ label: c.name, color: color(names.indexOf(c.name)) })))}
 <div class="two">${bars}${perRound}</div>`;
 }
 
@@ -294,16 +298,20 @@ function contributionSection(r: DemoReport, color: (i: number) => string): strin
     : r.contributionUtility === 'consensus-distance'
       ? "without a validation set the value of a set of companies is how close their aggregate comes to the round's model, so a company's value is its share of the round's movement"
       : `utility ${esc(r.contributionUtility ?? 'unknown')}`;
+  const accuracy = r.contributionUtility?.endsWith(':accuracy') ?? false;
+  // Accuracy values are shares of the validation set: shown in points, as the accuracy charts are.
+  const value = (v: number): string => (Math.abs(v) < 1e-9 ? '0' : accuracy ? `${v > 0 ? '+' : ''}${(100 * v).toFixed(Math.abs(v) < 0.1 ? 2 : 1)} pts` : fmt(v));
+  const axis = (v: number): string => (accuracy ? `${(100 * v).toFixed(Math.abs(v) < 0.01 && v !== 0 ? 1 : 0)}` : fmt(v));
   const rounds = r.rounds.filter((x) => x.contributions).map((x) => ({ number: x.number, values: { ...x.contributions! } }));
   const cumulative = names.map((n, i) => {
     let acc = 0;
     return { name: n, color: color(i), points: [[0, 0] as [number, number], ...rounds.map((x) => [x.number, (acc += x.values[n] ?? 0)] as [number, number])] };
   });
-  const rows = valued.map((c) => `<tr><td><i class="sw" style="background:${color(names.indexOf(c.name))}"></i>${esc(c.name)}</td><td class="num">${fmt(c.contribution!.value)}</td><td class="num"><b>${(100 * c.contribution!.rewardShare).toFixed(1)}%</b></td><td>${esc(c.contribution!.tier || '-')}</td></tr>`).join('');
+  const rows = valued.map((c) => `<tr><td><i class="sw" style="background:${color(names.indexOf(c.name))}"></i>${esc(c.name)}</td><td class="num">${value(c.contribution!.value)}</td><td class="num"><b>${(100 * c.contribution!.rewardShare).toFixed(1)}%</b></td><td>${esc(c.contribution!.tier || '-')}</td></tr>`).join('');
   const shares = hbars(valued.map((c) => ({ label: c.name, values: [{ v: Math.max(0, c.contribution!.rewardShare), color: color(names.indexOf(c.name)), text: `${(100 * c.contribution!.rewardShare).toFixed(1)}%`, name: '' }] })), 520);
   return `<h2>Contributions</h2>
-<p>${esc(r.contributionMethod ?? 'Shapley')} Shapley values of every round from the valuation service: ${utility}. Rewards are proportional to the positive cumulative values; the tier decides how soon a company may download new versions.</p>
+<p>${esc(capitalize(r.contributionMethod ?? 'exact'))} Shapley values of every round from the valuation service: ${utility}${accuracy ? ' (charts in accuracy points)' : ''}. Rewards are proportional to the positive cumulative values; the tier decides how soon a company may download new versions.</p>
 ${legend(names.map((n, i) => ({ label: n, color: color(i) })))}
-<div class="two">${roundBars('contribution per round', rounds, names, color)}${lineChart('cumulative contribution', cumulative, r.rounds.length)}</div>
+<div class="two">${roundBars('contribution per round', rounds, names, color, axis)}${lineChart('cumulative contribution', cumulative, r.rounds.length, axis)}</div>
 <div class="two"><table><thead><tr><th>company</th><th class="num">cumulative value</th><th class="num">reward share</th><th>tier</th></tr></thead><tbody>${rows}</tbody></table>${shares}</div>`;
 }

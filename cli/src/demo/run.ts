@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedmmError, createLogger, type Logger } from '@fedmm/core';
 import { DEFAULT_COMPANIES, synthesize, type CompanySpec } from '@fedmm/data';
@@ -10,7 +10,7 @@ import { aggregator as apb, privacy as ppb, task as tpb, valuation as vpb } from
 import { createRpcClient } from '@fedmm/service-kit';
 import { startPlatform, type Platform } from '../platform.js';
 import { startAgent, type AgentProcess } from './agents.js';
-import { initialAdapters, loadCompany, pct, personalize, runBaselines, type CompanyData, type TrainBudget } from './baselines.js';
+import { initialAdapters, loadCompany, pct, personalize, runBaselines, type BaselineResult, type CompanyData, type TrainBudget } from './baselines.js';
 import { pretrainBase, registerBase } from './pretrain.js';
 import { PRIVACY_PRESETS, planRecordSampling, type DemoPrivacy } from './privacy.js';
 import { ensureValidationSet } from './validation.js';
@@ -104,6 +104,26 @@ async function ensureData(dir: string, o: DemoOptions): Promise<{ reused: boolea
   return { reused: false, seconds: (performance.now() - t0) / 1000 };
 }
 
+/**
+ * The baselines, or the ones cached for the same data, base and budget: they are deterministic for
+ * a seed and do not depend on the federation's settings (privacy, validation set), so a rerun that
+ * changes only those skips two minutes of training.
+ */
+function cachedBaselines(cacheDir: string, dataDir: string, pre: { cacheFile?: string }, budget: TrainBudget, names: readonly string[], compute: () => BaselineResult): BaselineResult & { cached?: string } {
+  if (!pre.cacheFile) return compute();
+  const specFile = join(dataDir, '.demo-spec.json');
+  const key = createHash('sha256').update(JSON.stringify({ base: basename(pre.cacheFile), data: existsSync(specFile) ? readFileSync(specFile, 'utf8').trim() : null, budget, names })).digest('hex').slice(0, 16);
+  const file = join(cacheDir, `baselines-${key}.json`);
+  if (existsSync(file)) {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as { localOnly: [string, { accuracy: number; seconds: number }][]; centralized: [string, number][]; centralizedSeconds: number; baseOnly: [string, number][] };
+    return { localOnly: new Map(j.localOnly), centralized: new Map(j.centralized), centralizedSeconds: j.centralizedSeconds, baseOnly: new Map(j.baseOnly), cached: file };
+  }
+  const r = compute();
+  mkdirSync(cacheDir, { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ localOnly: [...r.localOnly], centralized: [...r.centralized], centralizedSeconds: r.centralizedSeconds, baseOnly: [...r.baseOnly] })}\n`);
+  return r;
+}
+
 /** Creates the task once the coordinator holds its lease (it takes it a moment after start). */
 async function createTask(client: ReturnType<typeof aggregatorClient>, task: tpb.Task): Promise<tpb.Task> {
   const until = Date.now() + 30_000;
@@ -182,7 +202,8 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
   // 3. Baselines, before the platform starts: training in this process would stall its gRPC servers.
   t0 = performance.now();
   print(`baselines  local-only and centralized adapters, ${budget.epochs} epochs each (the federation's ${o.rounds} rounds x ${o.localEpochs} local epochs)`);
-  const baselines = runBaselines(pre.base, initial, companies, budget, (l) => print(`baselines  ${l}`));
+  const baselines = cachedBaselines(join(out, 'cache'), dataDir, pre, budget, names, () => runBaselines(pre.base, initial, companies, budget, (l) => print(`baselines  ${l}`)));
+  if (baselines.cached) print(`baselines  reusing the cached baselines (${baselines.cached}): ${names.map((n) => `${n} local-only ${pct(baselines.localOnly.get(n)!.accuracy)}`).join(', ')}`);
   lap('baselines', t0);
 
   // 4. PKI and platform.

@@ -28,20 +28,23 @@ const isShare = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <=
 interface Setting { accuracy: number }
 interface ReportShape {
   format: string;
-  companies: { name: string; localOnly: Setting; federated: Setting; centralized: Setting; personalized: Setting; baseOnly: Setting; gain: number; cost: { bytesSent: number; bytesReceived: number; trainingSeconds: number; roundsJoined: number } }[];
-  rounds: { number: number; received: string[]; versionId: string; accuracy: Record<string, number> }[];
+  companies: { name: string; privacy?: { epsilon: number; delta: number; samplingRate: number; noiseMultiplier: number; steps: number }; contribution?: { value: number; rewardShare: number; tier: string }; localOnly: Setting; federated: Setting; centralized: Setting; personalized: Setting; baseOnly: Setting; gain: number; cost: { bytesSent: number; bytesReceived: number; trainingSeconds: number; roundsJoined: number } }[];
+  rounds: { number: number; received: string[]; versionId: string; accuracy: Record<string, number>; epsilon?: Record<string, number>; contributions?: Record<string, number> }[];
+  privacy: { mode: string; noiseMultiplier?: number; clipNorm?: number; samplingRate?: number; localSteps?: number };
+  contributionMethod?: string;
+  contributionUtility?: string;
   model: { finalVersionId: string };
   bytes: { up: number; down: number };
   summary: { everyCompanyGains: unknown };
 }
 
 describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
-  test('three company agents over mTLS publish two rounds and the report holds every figure', async () => {
+  test('three company agents over mTLS run DP-SGD for two rounds and the report holds every figure, epsilon and contributions', async () => {
     const out = tempDir('demo');
     const companies = ['gridco', 'homesafe', 'smallcity'];
     const { code, output } = await runCli([
       'demo', '--out', out, '--rounds', '2', '--epochs', '1', '--companies', companies.join(','),
-      '--train-size', '32', '--test-size', '24', '--public-size', '96', '--pretrain-epochs', '2', '--personal-epochs', '1',
+      '--train-size', '32', '--test-size', '24', '--public-size', '96', '--pretrain-epochs', '2', '--personal-epochs', '1', '--validation-size', '16',
     ], 220_000);
     assert.equal(code, 0, output.slice(-4000));
     assert.match(output, /round {2}2 {3}published/);
@@ -73,16 +76,47 @@ describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
     assert.ok(report.bytes.down > 0);
     assert.equal(typeof report.summary.everyCompanyGains, 'boolean');
 
+    // Record-level DP is the default: every company spent epsilon, composed over both rounds.
+    assert.equal(report.privacy.mode, 'record');
+    assert.ok(report.privacy.samplingRate! > 0 && report.privacy.localSteps! > 0);
+    for (const c of report.companies) {
+      assert.ok(c.privacy, `${c.name} has a privacy spend`);
+      assert.ok(c.privacy.epsilon > 0 && Number.isFinite(c.privacy.epsilon), `${c.name} epsilon ${c.privacy.epsilon}`);
+      assert.ok(c.privacy.samplingRate <= report.privacy.samplingRate!, `${c.name} sampled no more than reserved`);
+      assert.ok(c.privacy.steps > 0 && c.privacy.steps <= 2 * report.privacy.localSteps!);
+      assert.equal(c.privacy.noiseMultiplier, report.privacy.noiseMultiplier);
+      const [r1, r2] = [report.rounds[0]!.epsilon?.[c.name], report.rounds[1]!.epsilon?.[c.name]];
+      assert.ok(r1 !== undefined && r2 !== undefined && r1 < r2, `${c.name} epsilon grows over the rounds: ${r1}, ${r2}`);
+      assert.ok(Math.abs(r2 - c.privacy.epsilon) < 1e-9);
+    }
+    // Contributions come from the valuation service, scored by accuracy on the platform's validation set.
+    assert.equal(report.contributionUtility, 'validation:accuracy');
+    assert.equal(report.contributionMethod, 'exact');
+    const shares = report.companies.map((c) => c.contribution?.rewardShare);
+    assert.ok(shares.every(isShare), `reward shares ${JSON.stringify(shares)}`);
+    for (const r of report.rounds) assert.deepEqual(Object.keys(r.contributions ?? {}).sort(), [...companies].sort(), `round ${r.number} has every company's value`);
+    for (const c of report.companies) {
+      const total = report.rounds.reduce((s, r) => s + r.contributions![c.name]!, 0);
+      assert.ok(Math.abs(total - c.contribution!.value) < 1e-6, `${c.name}: cumulative value is the sum of its round values`);
+    }
+
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(html, /<svg/);
     assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'the HTML is self-contained');
     for (const c of companies) assert.ok(html.includes(c));
+    assert.match(html, /Privacy spent[\s\S]*cumulative ε per round/);
+    assert.match(html, /contribution per round[\s\S]*cumulative contribution[\s\S]*reward share/);
     for (const c of companies) assert.ok(existsSync(join(out, 'logs', `${c}.log`)));
 
-    // A second run reuses the data and the pretrained base.
-    const again = await runCli(['demo', '--out', out, '--rounds', '1', '--epochs', '1', '--companies', 'gridco,homesafe',
+    // A second run reuses the data and the pretrained base; without DP it spends no epsilon.
+    const again = await runCli(['demo', '--out', out, '--rounds', '1', '--epochs', '1', '--companies', 'gridco,homesafe', '--privacy', 'none', '--validation-size', '0',
       '--train-size', '32', '--test-size', '24', '--public-size', '96', '--pretrain-epochs', '2', '--personal-epochs', '1'], 200_000);
     assert.equal(again.code, 0, again.output.slice(-4000));
     assert.match(again.output, /reusing the cached base/);
+    const plain = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportShape;
+    assert.equal(plain.privacy.mode, 'none');
+    assert.ok(plain.companies.every((c) => c.privacy === undefined));
+    assert.equal(plain.contributionUtility, 'consensus-distance');
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /no differential privacy/);
   });
 });
