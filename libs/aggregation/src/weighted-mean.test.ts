@@ -26,6 +26,28 @@ describe('WeightedMeanAccumulator', () => {
       assert.notDeepEqual(a, b);
     });
 
+    it(`adds chunks of different boundaries over a reused sum, its first pass assigning (${length} elements)`, () => {
+      const segments = segmentsOf(['w', length]);
+      for (const seed of [1, 2]) {
+        const updates = randomUpdates(40 + seed, 3, length);
+        const sizes = [1000, 1500, 770];
+        const acc = new WeightedMeanAccumulator({ shardLength: length, segments }, { fuseWidth: seed === 1 ? 8 : 1 });
+        // Client 0 from the end, the others from the start: ranges overlap in every way.
+        for (let o = length - (length % sizes[0]! || sizes[0]!); o >= 0; o -= sizes[0]!) {
+          acc.addScaled(updates[0]!.id, o, updates[0]!.values.subarray(o, Math.min(length, o + sizes[0]!)), updates[0]!.weight, 1);
+        }
+        for (const c of [1, 2]) {
+          const u = updates[c]!;
+          for (let o = 0; o < length; o += sizes[c]!) acc.addScaled(u.id, o, u.values.subarray(o, Math.min(length, o + sizes[c]!)), u.weight, 1);
+        }
+        const mean = acc.finishMean().mean;
+        const ref = refWeightedMean(updates, segments);
+        for (let i = 0; i < length; i++) {
+          assert.ok(Math.abs(mean[i]! - ref[i]!) <= 2.5e-7 * Math.abs(ref[i]!) + 1e-9, `seed ${seed} coordinate ${i}: ${mean[i]} vs ${ref[i]}`);
+        }
+      }
+    });
+
     it(`gives bit-identical means with the SIMD and the scalar kernels (${length} elements)`, () => {
       const segments = segmentsOf(['a', length - 333], ['b', 333]);
       const updates = randomUpdates(9, 11, length);

@@ -4,6 +4,7 @@ import { cpuCompute } from './compute/cpu-compute.js';
 import { Participation } from './participation.js';
 import { CompiledShard } from './shard-spec.js';
 import type { ShardSpec } from './types.js';
+import { WrittenRanges } from './written-ranges.js';
 
 /** Tuning of the streaming weighted mean. */
 export interface WeightedMeanOptions {
@@ -35,28 +36,25 @@ const DEFAULT_PENDING_BUDGET = 64 * 1024 * 1024;
 // Finished accumulators hand their float64 sums back for the next shard of the same length (shards
 // of a round share one length, and the next round repeats them). A fresh 8 MiB array costs ~3.5 ms
 // of page faults on first touch, as much as reading 25 MiB of updates; a compute's own sums (the
-// SIMD kernels' live in WebAssembly memory) also cost an instantiation. A reused sum is zeroed
-// block by block just before its first pass, so the zeros are written into cache lines the pass
-// then reads, not in a separate sweep through memory; blocks no chunk touches are never read.
+// SIMD kernels' live in WebAssembly memory) also cost an instantiation. A sum is never cleared:
+// the first pass over a range assigns instead of adding (WrittenRanges tracks which ranges hold
+// this shard's values), so it neither writes zeros nor reads old values; ranges no chunk covers
+// are never read (finishMean reads held segments only, which their holders covered in full).
 // Idle sums are capped, so what stays allocated between rounds is bounded.
 const IDLE_SUMS_LIMIT_BYTES = 64 * 1024 * 1024;
 const idleSums: { readonly compute: Compute; readonly sum: Float64Array }[] = [];
 let idleSumBytes = 0;
 const EMPTY_SUM = new Float64Array(0);
-/** Elements zeroed at once in a reused sum (32 KiB of float64). */
-const ZERO_BLOCK = 4096;
-
-/** A sum for the shard, and whether it may hold values from an earlier shard. */
-function takeSum(compute: Compute, length: number): { sum: Float64Array; dirty: boolean } {
+function takeSum(compute: Compute, length: number): Float64Array {
   for (let i = idleSums.length - 1; i >= 0; i--) {
     const idle = idleSums[i]!;
     if (idle.compute === compute && idle.sum.length === length) {
       idleSums.splice(i, 1);
       idleSumBytes -= idle.sum.byteLength;
-      return { sum: idle.sum, dirty: true };
+      return idle.sum;
     }
   }
-  return { sum: compute.allocateSum?.(length) ?? new Float64Array(length), dirty: false };
+  return compute.allocateSum?.(length) ?? new Float64Array(length);
 }
 
 function giveSum(compute: Compute, sum: Float64Array): void {
@@ -79,8 +77,7 @@ export class WeightedMeanAccumulator {
   readonly participation: Participation;
   private readonly compute: Compute;
   private sum: Float64Array;
-  /** For a reused sum, zeroed[b] = 1 once block b (ZERO_BLOCK elements) is zero; undefined for a fresh one. */
-  private readonly zeroed: Uint8Array | undefined;
+  private readonly written = new WrittenRanges();
   private readonly fuseWidth: number;
   private readonly pendingBudget: number;
   private readonly pending = new Map<string, PendingGroup>();
@@ -91,9 +88,7 @@ export class WeightedMeanAccumulator {
     this.shard = spec instanceof CompiledShard ? spec : new CompiledShard(spec);
     this.participation = new Participation(this.shard);
     this.compute = options.compute ?? cpuCompute;
-    const { sum, dirty } = takeSum(this.compute, this.shard.shardLength);
-    this.sum = sum;
-    this.zeroed = dirty ? new Uint8Array(Math.ceil(sum.length / ZERO_BLOCK)) : undefined;
+    this.sum = takeSum(this.compute, this.shard.shardLength);
     const fuseWidth = options.fuseWidth ?? 8;
     if (!Number.isInteger(fuseWidth) || fuseWidth < 1 || fuseWidth > 8) {
       throw invalidArgument(`fuseWidth must be an integer from 1 to 8, got ${fuseWidth}`);
@@ -111,8 +106,8 @@ export class WeightedMeanAccumulator {
     this.participation.record(clientId, offset, values.length, weight);
     if (values.length === 0) return;
     if (this.fuseWidth === 1) {
-      this.zeroBefore(offset, values.length);
-      this.compute.weightedSumInto(this.sum, offset, [values], [weight * scale]);
+      const assign = this.prepare(offset, values.length);
+      this.compute.weightedSumInto(this.sum, offset, [values], [weight * scale], assign);
       return;
     }
     const key = `${offset}:${values.length}`;
@@ -153,22 +148,20 @@ export class WeightedMeanAccumulator {
     return { mean, held };
   }
 
-  /** Zeroes the blocks of a reused sum that [offset, offset + length) touches for the first time. */
-  private zeroBefore(offset: number, length: number): void {
-    const zeroed = this.zeroed;
-    if (zeroed === undefined) return;
-    const last = Math.floor((offset + length - 1) / ZERO_BLOCK);
-    for (let b = Math.floor(offset / ZERO_BLOCK); b <= last; b++) {
-      if (zeroed[b] === 0) {
-        this.sum.fill(0, b * ZERO_BLOCK, (b + 1) * ZERO_BLOCK);
-        zeroed[b] = 1;
-      }
+  /** Marks [offset, offset + length) written; true when the pass may assign, false when it adds (gaps zeroed). */
+  private prepare(offset: number, length: number): boolean {
+    const prior = this.written.mark(offset, offset + length);
+    if (prior === 'none') return true;
+    if (prior !== 'all') {
+      const { gaps } = prior;
+      for (let i = 0; i < gaps.length; i += 2) this.sum.fill(0, gaps[i], gaps[i + 1]);
     }
+    return false;
   }
 
   private flushGroup(key: string, group: PendingGroup): void {
-    this.zeroBefore(group.offset, group.rows[0]!.length);
-    this.compute.weightedSumInto(this.sum, group.offset, group.rows, group.weights);
+    const assign = this.prepare(group.offset, group.rows[0]!.length);
+    this.compute.weightedSumInto(this.sum, group.offset, group.rows, group.weights, assign);
     for (const r of group.rows) this.pendingBytes -= r.byteLength;
     this.pending.delete(key);
   }

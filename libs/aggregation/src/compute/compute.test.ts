@@ -72,6 +72,14 @@ describe('cpu kernels', () => {
         cpuCompute.weightedSumInto(c, offset, rs, weights);
         assert.deepEqual(b, a, `block-16 SIMD k=${k} offset=${offset} n=${n}`);
         assert.deepEqual(c, a, `default SIMD k=${k} offset=${offset} n=${n}`);
+        // assign: old values are ignored, the result is that of a zeroed range; outside it nothing moves.
+        const zeroed = b.slice().fill(0, offset, offset + n);
+        scalar.weightedSumInto(zeroed, offset, rs, weights);
+        for (const compute of [scalar, simd, cpuCompute]) {
+          const dirty = b.slice().fill(NaN, offset, offset + n);
+          compute.weightedSumInto(dirty, offset, rs, weights, true);
+          assert.deepEqual(dirty, zeroed, `assign k=${k} offset=${offset} n=${n}`);
+        }
         const outA = new Float32Array(260).fill(-1);
         const outB = outA.slice();
         scalar.scaleInto(outA, a, offset, n, 1 / 7.3);
@@ -107,6 +115,15 @@ describe('cpu kernels', () => {
       scalar.weightedSumInto(plain, offset, rs, weights);
       assert.deepEqual(resident, plain, `k=${k} offset=${offset} n=${n}`);
     }
+    // assign over a range holding old values: as if it were zero.
+    resident.fill(NaN, 100, 2200);
+    plain.fill(0, 100, 2200);
+    const rs = long.slice(0, 9).map((r) => r.subarray(0, 2000));
+    simd.weightedSumInto(resident, 150, rs, rs.map((_, j) => j - 2.5), true);
+    scalar.weightedSumInto(plain, 150, rs, rs.map((_, j) => j - 2.5), true);
+    resident.fill(0, 100, 150);
+    resident.fill(0, 2150, 2200);
+    assert.deepEqual(resident, plain, 'assign on a resident sum');
     // A view into the sum finds its memory too.
     const view = resident.subarray(1000);
     simd.weightedSumInto(view, 3, [long[0]!.subarray(0, 50)], [2]);

@@ -9,8 +9,12 @@ export interface Compute {
    * (the SIMD kernels update one in WebAssembly memory in place). Optional: plain arrays work too.
    */
   allocateSum?(length: number): Float64Array;
-  /** acc[offset + i] += sum_j weights[j] * rows[j][i] for i < rows[0].length; all rows have one length. */
-  weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void;
+  /**
+   * acc[offset + i] += sum_j weights[j] * rows[j][i] for i < rows[0].length; all rows have one
+   * length. With `assign`, the range's old values are ignored (as if zero): a first pass over
+   * memory that need not be cleared, and need not be read.
+   */
+  weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>, assign?: boolean): void;
   /** out[i] = src[start + i] * factor for i < length, written at out[start + i]. */
   scaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void;
   /** Sum of squares of x, in float64. */

@@ -73,7 +73,8 @@ function checkRows(rows: readonly Float32Array[], start: number, length: number)
 }
 
 /** The scalar loop of weightedSumInto: fused passes of up to 8 rows over the accumulator. */
-function scalarWeightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
+function scalarWeightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>, assign: boolean): void {
+  if (assign) acc.fill(0, offset, offset + (rows[0]?.length ?? 0));
   let j = 0;
   const k = rows.length;
   for (; j + 8 <= k; j += 8) fused8(acc, offset, rows, weights, j);
@@ -195,7 +196,7 @@ export function createCpuCompute(options: CpuComputeOptions = {}): CpuCompute {
       return wasm === undefined ? new Float64Array(length) : wasm.allocateSum(length);
     },
 
-    weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
+    weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>, assign = false): void {
       const n = rows[0]?.length ?? 0;
       if (!Number.isInteger(offset) || offset < 0 || offset + n > acc.length) {
         throw invalidArgument(`rows of ${n} elements at offset ${offset} do not fit an accumulator of ${acc.length}`);
@@ -206,7 +207,7 @@ export function createCpuCompute(options: CpuComputeOptions = {}): CpuCompute {
       if (weights.length < rows.length) {
         throw invalidArgument(`weightedSumInto got ${rows.length} rows but ${weights.length} weights; pass one weight per row`);
       }
-      sumInto(acc, offset, rows, weights);
+      sumInto(acc, offset, rows, weights, assign);
     },
 
     scaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void {

@@ -34,8 +34,8 @@ const stagingBytes = (block: number): number => 40 * block;
 /** The SIMD implementations of Compute's linear kernels. */
 export interface WasmKernels {
   readonly blockLength: number;
-  /** acc[offset + i] += sum_j weights[j] * rows[j][i]; rows have one length (checked by the caller). */
-  weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void;
+  /** acc[offset + i] (= 0 with assign) += sum_j weights[j] * rows[j][i]; rows have one length (checked by the caller). */
+  weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>, assign?: boolean): void;
   /** out[start + i] = fround(src[start + i] * factor) for i < length. */
   scaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void;
   /** A zeroed float64 sum, in WebAssembly memory (updated in place) when it is long enough and fits. */
@@ -57,9 +57,12 @@ interface WasmApi {
 type SumKernel = (accAddr: number, n: number, w0: number, w1: number, w2: number, w3: number, w4: number, w5: number, w6: number, w7: number) => void;
 type ScaleKernel = (srcAddr: number, n: number, factor: number) => void;
 
-/** sum<k>(accAddr, n, w0..w7): acc[i] += w0 r0[i] + ... + w(k-1) r(k-1)[i] for i < n & ~3. */
-function sumKernel(k: number, block: number): FunctionDef {
-  const ACC = 0, N = 1, Q = 10, END = 11, A = 12, W = 13; // params accAddr, n, w0..w7; locals q, end, a, W0..
+/**
+ * sum<k>(accAddr, n, w0..w7): acc[i] += w0 r0[i] + ... + w(k-1) r(k-1)[i] for i < n & ~3;
+ * set<k>: acc[i] = 0 + (w0 r0[i] + ...), the same value as on a zeroed acc, without reading it.
+ */
+function sumKernel(k: number, block: number, assign: boolean): FunctionDef {
+  const ACC = 0, N = 1, Q = 10, END = 11, A = 12, ZERO = 13, W = 14; // params accAddr, n, w0..w7; locals q, end, a, 0, W0..
   const c = new Code();
   c.get(N).i32(-4).emit(op.i32And).i32(2).emit(op.i32Shl).set(END); // row bytes of whole 4-element steps
   for (let j = 0; j < k; j++) c.get(2 + j).simd(simd.f64x2Splat).set(W + j);
@@ -67,7 +70,9 @@ function sumKernel(k: number, block: number): FunctionDef {
   c.get(Q).get(END).emit(op.i32GeU, op.brIf, 1);
   c.get(Q).i32(1).emit(op.i32Shl).get(ACC).emit(op.i32Add).set(A); // float64 address of the same element
   for (const half of [0, 8]) {
-    c.get(A).get(A).mem(simd.v128Load, 3, 2 * half);
+    c.get(A);
+    if (assign) c.get(ZERO); // +0 + s, not s: a sum of -0 terms becomes +0, as on a zeroed accumulator
+    else c.get(A).mem(simd.v128Load, 3, 2 * half);
     for (let j = 0; j < k; j++) {
       c.get(Q).mem(simd.v128Load64Zero, 3, rowBase(block, j) + half).simd(simd.f64x2PromoteLowF32x4);
       c.get(W + j).simd(simd.f64x2Mul);
@@ -78,10 +83,10 @@ function sumKernel(k: number, block: number): FunctionDef {
   c.get(Q).i32(16).emit(op.i32Add).set(Q);
   c.emit(op.br, 0, op.end, op.end);
   return {
-    name: `sum${k}`,
+    name: `${assign ? 'set' : 'sum'}${k}`,
     params: [I32, I32, F64, F64, F64, F64, F64, F64, F64, F64],
     results: [],
-    locals: [I32, I32, I32, ...Array<number>(k).fill(V128)],
+    locals: [I32, I32, I32, V128, ...Array<number>(k).fill(V128)],
     body: c,
   };
 }
@@ -104,7 +109,7 @@ function scaleKernel(): FunctionDef {
 
 /** The kernel module's bytes for a block length (a multiple of 4). */
 export function kernelModuleBytes(block: number): Uint8Array {
-  const fns = GROUP_SIZES.map((g) => sumKernel(g, block));
+  const fns = [...GROUP_SIZES.map((g) => sumKernel(g, block, false)), ...GROUP_SIZES.map((g) => sumKernel(g, block, true))];
   fns.push(scaleKernel());
   return encodeModule(Math.ceil(stagingBytes(block) / PAGE), fns);
 }
@@ -115,6 +120,7 @@ interface Home {
   readonly rowBlocks: readonly Float32Array[];
   readonly accBlock: Float64Array;
   readonly sums: Readonly<Record<number, SumKernel>>;
+  readonly sets: Readonly<Record<number, SumKernel>>;
   readonly scale: ScaleKernel;
 }
 
@@ -128,28 +134,33 @@ const residentSumCollected = new FinalizationRegistry<undefined>(() => {
 function instantiate(wasm: WasmApi, module: object, block: number, memory: WasmMemory): Home {
   const exports = new wasm.Instance(module, { env: { memory } }).exports;
   const sums: Record<number, SumKernel> = {};
-  for (const g of GROUP_SIZES) sums[g] = exports[`sum${g}`] as SumKernel;
+  const sets: Record<number, SumKernel> = {};
+  for (const g of GROUP_SIZES) {
+    sums[g] = exports[`sum${g}`] as SumKernel;
+    sets[g] = exports[`set${g}`] as SumKernel;
+  }
   return {
     block,
     rowBlocks: Array.from({ length: MAX_FUSED_ROWS }, (_, j) => new Float32Array(memory.buffer, rowBase(block, j), block)),
     accBlock: new Float64Array(memory.buffer, accStagingBase(block), block),
     sums,
+    sets,
     scale: exports['scale'] as ScaleKernel,
   };
 }
 
-/** acc[at + i] += ((w0 r0[from + i] + w1 r1[from + i]) + ...) for i < n: the scalar loop's order. */
-function sumTail(acc: Float64Array, at: number, rows: readonly Float32Array[], j: number, g: number, weights: ArrayLike<number>, from: number, n: number): void {
+/** acc[at + i] (= 0 with assign) += ((w0 r0[from + i] + w1 r1[from + i]) + ...) for i < n: the scalar loop's order. */
+function sumTail(acc: Float64Array, at: number, rows: readonly Float32Array[], j: number, g: number, weights: ArrayLike<number>, from: number, n: number, assign: boolean): void {
   for (let i = 0; i < n; i++) {
     let s = weights[j]! * rows[j]![from + i]!;
     for (let r = 1; r < g; r++) s += weights[j + r]! * rows[j + r]![from + i]!;
-    acc[at + i]! += s;
+    acc[at + i] = (assign ? 0 : acc[at + i]!) + s;
   }
 }
 
-function weightedSumBlocks(home: Home, resident: boolean, acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
+function weightedSumBlocks(home: Home, resident: boolean, acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>, assign: boolean): void {
   const B = home.block;
-  const { rowBlocks, accBlock, sums } = home;
+  const { rowBlocks, accBlock, sums, sets } = home;
   const n = rows[0]?.length ?? 0;
   const k = rows.length;
   for (let b = 0; b < n; b += B) {
@@ -160,18 +171,19 @@ function weightedSumBlocks(home: Home, resident: boolean, acc: Float64Array, off
     if (resident) {
       addr = acc.byteOffset + 8 * (offset + b);
     } else {
-      accBlock.set(acc.subarray(offset + b, offset + b + vec));
+      if (!assign) accBlock.set(acc.subarray(offset + b, offset + b + vec));
       addr = accStagingBase(B);
     }
     // Groups of 8, then 4, 2, 1 rows: the scalar loop's grouping, hence its rounding.
     for (let j = 0; j < k; ) {
       const g = k - j >= 8 ? 8 : k - j >= 4 ? 4 : k - j >= 2 ? 2 : 1;
+      const first = assign && j === 0;
       for (let r = 0; r < g; r++) {
         const row = rows[j + r]!;
         rowBlocks[r]!.set(whole && vec === n ? row : row.subarray(b, b + vec));
       }
-      sums[g]!(addr, vec, weights[j]!, weights[j + 1] ?? 0, weights[j + 2] ?? 0, weights[j + 3] ?? 0, weights[j + 4] ?? 0, weights[j + 5] ?? 0, weights[j + 6] ?? 0, weights[j + 7] ?? 0);
-      if (vec < m) sumTail(acc, offset + b + vec, rows, j, g, weights, b + vec, m - vec);
+      (first ? sets : sums)[g]!(addr, vec, weights[j]!, weights[j + 1] ?? 0, weights[j + 2] ?? 0, weights[j + 3] ?? 0, weights[j + 4] ?? 0, weights[j + 5] ?? 0, weights[j + 6] ?? 0, weights[j + 7] ?? 0);
+      if (vec < m) sumTail(acc, offset + b + vec, rows, j, g, weights, b + vec, m - vec, first);
       j += g;
     }
     if (!resident) acc.set(vec === B ? accBlock : accBlock.subarray(0, vec), offset + b);
@@ -231,9 +243,9 @@ export function createWasmKernels(options: WasmKernelOptions = {}): WasmKernels 
   return Object.freeze({
     blockLength,
 
-    weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>): void {
+    weightedSumInto(acc: Float64Array, offset: number, rows: readonly Float32Array[], weights: ArrayLike<number>, assign = false): void {
       const home = homes.get(acc.buffer);
-      weightedSumBlocks(home ?? staging, home !== undefined, acc, offset, rows, weights);
+      weightedSumBlocks(home ?? staging, home !== undefined, acc, offset, rows, weights, assign);
     },
 
     scaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void {
