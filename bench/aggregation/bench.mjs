@@ -19,6 +19,7 @@ const REPS = Number(env.BENCH_REPS ?? 7);
 const RSS_P = Number(env.BENCH_RSS_P ?? 4 * 1024 * 1024);
 const RSS_KS = (env.BENCH_RSS_KS ?? '2,4,8,16,32,64').split(',').map(Number);
 const PYTHON = env.BENCH_PYTHON ?? 'python3';
+const SECTIONS = new Set((env.BENCH_SECTIONS ?? 'rss,throughput,workers').split(','));
 
 const GB = 1e9;
 const fmt = (x, d = 2) => x.toFixed(d);
@@ -246,8 +247,11 @@ if (!isMainThread) {
 } else {
   const os = await import('node:os');
   console.log(`node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  if (env.GLIBC_TUNABLES) console.log(`GLIBC_TUNABLES=${env.GLIBC_TUNABLES} (inherited by Flower's process)`);
   // Peak RSS first: a child's maxRSS starts from its parent's RSS at fork, so the parent must be small.
-  rssSection();
-  const { clients, weights } = await throughputSection();
-  await workersSection(clients, weights);
+  if (SECTIONS.has('rss')) rssSection();
+  if (SECTIONS.has('throughput') || SECTIONS.has('workers')) {
+    const { clients, weights } = await throughputSection();
+    if (SECTIONS.has('workers')) await workersSection(clients, weights);
+  }
 }
