@@ -2,8 +2,9 @@ import { invalidArgument } from '@fedmm/core';
 import type { Compute } from './compute.js';
 import { createWasmKernels } from './wasm-kernels.js';
 
-// Fused kernels read the accumulator once per up to 8 client rows: the float64 accumulator is
-// the dominant memory traffic, so fusing is what brings throughput near memcpy speed.
+// The scalar loops: the fallback where WebAssembly SIMD is missing, and the reference the SIMD
+// kernels match bit for bit (same operations, same order, rows grouped 8, 4, 2, 1). Fused loops
+// read the float64 accumulator once per up to 8 client rows, its dominant memory traffic.
 function fused1(acc: Float64Array, o: number, x0: Float32Array, a0: number): void {
   const n = x0.length;
   for (let i = 0; i < n; i++) acc[o + i]! += a0 * x0[i]!;
