@@ -42,9 +42,12 @@ const DEFAULT_PENDING_BUDGET = 64 * 1024 * 1024;
 // are never read (finishMean reads held segments only, which their holders covered in full).
 // Idle sums are capped, so what stays allocated between rounds is bounded.
 const IDLE_SUMS_LIMIT_BYTES = 64 * 1024 * 1024;
+// Also few: idle sums in WebAssembly memory count against the SIMD kernels' cap on live memories.
+const IDLE_SUMS_LIMIT_COUNT = 8;
 const idleSums: { readonly compute: Compute; readonly sum: Float64Array }[] = [];
 let idleSumBytes = 0;
 const EMPTY_SUM = new Float64Array(0);
+
 function takeSum(compute: Compute, length: number): Float64Array {
   for (let i = idleSums.length - 1; i >= 0; i--) {
     const idle = idleSums[i]!;
@@ -60,7 +63,7 @@ function takeSum(compute: Compute, length: number): Float64Array {
 function giveSum(compute: Compute, sum: Float64Array): void {
   if (sum.length === 0) return;
   // The oldest idle sums make room: the newest match the shards being aggregated now.
-  while (idleSums.length > 0 && idleSumBytes + sum.byteLength > IDLE_SUMS_LIMIT_BYTES) {
+  while (idleSums.length > 0 && (idleSumBytes + sum.byteLength > IDLE_SUMS_LIMIT_BYTES || idleSums.length >= IDLE_SUMS_LIMIT_COUNT)) {
     idleSumBytes -= idleSums.shift()!.sum.byteLength;
   }
   if (sum.byteLength > IDLE_SUMS_LIMIT_BYTES) return;
