@@ -34,6 +34,7 @@ describe('renderReportHtml', () => {
       company('beta', 0.5, 0.6, { privacy: { epsilon: 4.2, delta: 1e-5, samplingRate: 0.24, noiseMultiplier: 1, steps: 20 }, contribution: { value: -0.02, rewardShare: 0, tier: 'member' } }),
     ], { privacy: { mode: 'record', accountant: 'rdp', delta: 1e-5, noiseMultiplier: 1, clipNorm: 0.25, samplingRate: 0.25, localSteps: 10 }, contributionMethod: 'exact', contributionUtility: 'validation:accuracy' }, rounds(true)));
     assert.match(html, /Record-level DP/);
+    assert.match(html, /<span>privacy spent<\/span><b>ε 4\.2<\/b>/, 'the summary card shows the largest epsilon');
     assert.match(html, /<b>4\.00<\/b>[\s\S]*<b>4\.20<\/b>/, 'the epsilon table lists both companies');
     assert.match(html, /ε 4\.20/, 'a bar per company');
     assert.match(html, /cumulative ε per round/);
@@ -47,6 +48,7 @@ describe('renderReportHtml', () => {
   test('says why there is no epsilon and no contribution', () => {
     const html = renderReportHtml(report([company('alpha', 0.6, 0.7), company('beta', 0.5, 0.6)], { privacy: { mode: 'none', accountant: 'rdp', delta: 1e-5 } }, rounds(false)));
     assert.match(html, /no differential privacy/);
+    assert.match(html, /<b>no DP<\/b>/);
     assert.match(html, /reported no contributions/);
     assert.doesNotMatch(html, /NaN|undefined/);
   });

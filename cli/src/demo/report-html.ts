@@ -196,6 +196,7 @@ export function renderReportHtml(r: DemoReport): string {
     ['personalized', pct(s.meanPersonalized), `${pts(s.meanPersonalized - s.meanLocalOnly)} vs local`],
     ['centralized', pct(s.meanCentralized), s.federatedGapToCentralized >= 0 ? `shared model ${(100 * s.federatedGapToCentralized).toFixed(1)} pts below` : `shared model ${(-100 * s.federatedGapToCentralized).toFixed(1)} pts above`],
     ['bytes moved', humanBytes(r.bytes.up + r.bytes.down), `${humanBytes(r.bytes.up)} up, ${humanBytes(r.bytes.down)} down`],
+    privacyCard(r),
     ['run time', `${(r.timings['total'] ?? 0).toFixed(0)} s`, `${r.rounds.length} rounds, ${r.companies.length} companies`],
   ];
   const verdict = s.everyCompanyGains
@@ -223,7 +224,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#
 main{max-width:1120px;margin:0 auto;padding:24px 28px 48px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
 .muted,.sub{color:#6b7280}.ok{color:#065f46;background:#ecfdf5;padding:8px 12px;border-radius:6px}.warn{color:#92400e;background:#fffbeb;padding:8px 12px;border-radius:6px}
-.cards{display:grid;grid-template-columns:repeat(6,1fr);gap:10px;margin:16px 0}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(130px,1fr));gap:10px;margin:16px 0}
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 12px}.card b{display:block;font-size:22px}.card span{font-size:12px;color:#6b7280}
 .grid4{display:grid;gap:8px}.grid4 svg{width:100%}
 svg{background:#fff;border:1px solid #e5e7eb;border-radius:8px;max-width:100%;height:auto}
@@ -236,7 +237,7 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:12.5px}th,td
 .pos{color:#047857;font-weight:600}.neg{color:#b91c1c;font-weight:600}.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}.mono{font-family:ui-monospace,monospace;font-size:11px}
 </style></head><body><main>
 <h1>fedmm demo: city safety operations</h1>
-<p class="sub">${r.companies.length} companies fine-tuned one multimodal model (${esc(r.settings.strategy)}, ${r.rounds.length} rounds of ${r.settings.localEpochs} local epochs, LoRA rank ${r.settings.rank}) over gRPC with mutual TLS. Generated ${esc(r.generatedAt)}, seed ${r.settings.seed}, tfjs ${esc(r.settings.backend)}.</p>
+<p class="sub">${r.companies.length} companies fine-tuned one multimodal model (${esc(r.settings.strategy)}, ${r.rounds.length} rounds of ${r.settings.localEpochs} local epochs, LoRA rank ${r.settings.rank}) over gRPC with mutual TLS, ${esc(privacyPhrase(r))}. Generated ${esc(r.generatedAt)}, seed ${r.settings.seed}, tfjs ${esc(r.settings.backend)}.</p>
 <div class="cards">${cards.map(([a, b, c]) => `<div class="card"><span>${esc(a!)}</span><b>${esc(b!)}</b><span>${esc(c!)}</span></div>`).join('')}</div>
 ${verdict}
 <h2>Accuracy by setting</h2>
@@ -314,4 +315,17 @@ function contributionSection(r: DemoReport, color: (i: number) => string): strin
 ${legend(names.map((n, i) => ({ label: n, color: color(i) })))}
 <div class="two">${roundBars('contribution per round', rounds, names, color, axis)}${lineChart('cumulative contribution', cumulative, r.rounds.length, axis)}</div>
 <div class="two"><table><thead><tr><th>company</th><th class="num">cumulative value</th><th class="num">reward share</th><th>tier</th></tr></thead><tbody>${rows}</tbody></table>${shares}</div>`;
+}
+
+/** The privacy mode in words, for the subtitle. */
+function privacyPhrase(r: DemoReport): string {
+  const mode = r.privacy?.mode ?? 'none';
+  return mode === 'record' ? 'record-level differential privacy (DP-SGD in every agent)' : mode === 'client' ? 'client-level differential privacy (noise at the aggregator)' : 'without differential privacy';
+}
+
+/** Summary card: the largest epsilon any company spent, or that DP was off. */
+function privacyCard(r: DemoReport): [string, string, string] {
+  const eps = r.companies.map((c) => c.privacy?.epsilon).filter((e): e is number => e !== undefined);
+  if (eps.length === 0) return ['privacy', 'no DP', r.privacy?.mode && r.privacy.mode !== 'none' ? 'no spend reported' : 'updates not noised'];
+  return ['privacy spent', `ε ${Math.max(...eps).toFixed(1)}`, `largest per company, δ ${r.privacy?.delta ?? ''}, ${r.privacy?.mode ?? ''}-level`];
 }
