@@ -21,15 +21,16 @@ each company's accuracy, bytes, the epsilon it spent and its contribution.
   --epochs E         local epochs per round (default 2)
   --seed S           benchmark and training seed (default 7)
   --companies LIST   comma-separated subset of gridco, homesafe, metroops, smallcity
-  --privacy MODE     record (default): DP-SGD in every agent, per-example clip 1, noise 1.0;
-                     client: updates clipped to 3, noise 0.05 on the sum at the aggregator; none
+  --privacy MODE     none (default); record: DP-SGD in every agent (per-example clip 0.25, noise
+                     1.0, batches of ~8 % of a company's data; epsilon ~9 per company); client:
+                     updates clipped to 3, noise 0.05 x 3 on the sum at the aggregator
   --noise-multiplier Z, --clip-norm C
                      override the mode's noise multiplier and clip norm
   --sampling-rate Q  record-level: share of a company's samples in one DP-SGD batch (adjusted so
                      no company's rounded batch exceeds it)
   --validation-size N
                      samples per company in the platform's validation set on which contributions
-                     are scored by accuracy (default 50; 0: none, contributions by consensus distance)
+                     are scored by accuracy (default 100; 0: none, contributions by consensus distance)
   --train-size N, --test-size N, --public-size N
                      shrink the benchmark (every company's splits, the public split) for a quick run
   --pretrain-epochs N, --personal-epochs N

@@ -327,5 +327,6 @@ function privacyPhrase(r: DemoReport): string {
 function privacyCard(r: DemoReport): [string, string, string] {
   const eps = r.companies.map((c) => c.privacy?.epsilon).filter((e): e is number => e !== undefined);
   if (eps.length === 0) return ['privacy', 'no DP', r.privacy?.mode && r.privacy.mode !== 'none' ? 'no spend reported' : 'updates not noised'];
-  return ['privacy spent', `ε ${Math.max(...eps).toFixed(1)}`, `largest per company, δ ${r.privacy?.delta ?? ''}, ${r.privacy?.mode ?? ''}-level`];
+  const top = Math.max(...eps);
+  return ['privacy spent', `ε ${top >= 100 ? top.toFixed(0) : top.toFixed(1)}`, `largest, δ ${(r.privacy?.delta ?? 1e-5).toExponential(0)}, ${r.privacy?.mode ?? ''}-level`];
 }

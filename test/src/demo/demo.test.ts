@@ -44,7 +44,7 @@ describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
     const companies = ['gridco', 'homesafe', 'smallcity'];
     const { code, output } = await runCli([
       'demo', '--out', out, '--rounds', '2', '--epochs', '1', '--companies', companies.join(','),
-      '--train-size', '32', '--test-size', '24', '--public-size', '96', '--pretrain-epochs', '2', '--personal-epochs', '1', '--validation-size', '16',
+      '--train-size', '32', '--test-size', '24', '--public-size', '96', '--pretrain-epochs', '2', '--personal-epochs', '1', '--validation-size', '16', '--privacy', 'record',
     ], 220_000);
     assert.equal(code, 0, output.slice(-4000));
     assert.match(output, /round {2}2 {3}published/);
@@ -76,7 +76,7 @@ describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
     assert.ok(report.bytes.down > 0);
     assert.equal(typeof report.summary.everyCompanyGains, 'boolean');
 
-    // Record-level DP is the default: every company spent epsilon, composed over both rounds.
+    // Record-level DP: every company spent epsilon, composed over both rounds.
     assert.equal(report.privacy.mode, 'record');
     assert.ok(report.privacy.samplingRate! > 0 && report.privacy.localSteps! > 0);
     for (const c of report.companies) {
@@ -108,8 +108,8 @@ describe('fedmm demo, scaled down', { timeout: 240_000 }, () => {
     assert.match(html, /contribution per round[\s\S]*cumulative contribution[\s\S]*reward share/);
     for (const c of companies) assert.ok(existsSync(join(out, 'logs', `${c}.log`)));
 
-    // A second run reuses the data and the pretrained base; without DP it spends no epsilon.
-    const again = await runCli(['demo', '--out', out, '--rounds', '1', '--epochs', '1', '--companies', 'gridco,homesafe', '--privacy', 'none', '--validation-size', '0',
+    // A second run reuses the data and the pretrained base; by default without DP, so it spends no epsilon.
+    const again = await runCli(['demo', '--out', out, '--rounds', '1', '--epochs', '1', '--companies', 'gridco,homesafe', '--validation-size', '0',
       '--train-size', '32', '--test-size', '24', '--public-size', '96', '--pretrain-epochs', '2', '--personal-epochs', '1'], 200_000);
     assert.equal(again.code, 0, again.output.slice(-4000));
     assert.match(again.output, /reusing the cached base/);
