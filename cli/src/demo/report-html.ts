@@ -268,7 +268,7 @@ function privacySection(r: DemoReport, color: (i: number) => string): string {
   const p = r.privacy;
   const spent = r.companies.filter((c) => c.privacy);
   if (spent.length === 0) {
-    const why = !p || p.mode === 'none' ? `This run used no differential privacy (privacy mode ${esc(p?.mode ?? 'none')}), so no epsilon was spent.` : 'The privacy service reported no committed spend for this task.';
+    const why = !p || p.mode === 'none' ? `This run used no differential privacy (privacy mode ${esc(p?.mode ?? 'none')}), so no epsilon was spent. <code>fedmm demo --privacy record</code> runs DP-SGD in every agent and charts each company's epsilon; docs/DEMO.md measures what it costs in accuracy.` : 'The privacy service reported no committed spend for this task.';
     return `<h2>Privacy spent</h2><p class="muted">${why}</p>`;
   }
   const how = p?.mode === 'record'
