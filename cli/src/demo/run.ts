@@ -228,6 +228,16 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
   const agents: AgentProcess[] = [];
   const registry = new RegistryClient(platform.addressOf('registry'));
   const agg = aggregatorClient(platform.addressOf('aggregator'));
+  // Ctrl-C would end this process and leave the agent processes running against a dead gateway.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    print(`demo       ${signal}: stopping ${agents.length} agents and the platform`);
+    void Promise.all(agents.map((a) => a.stop(3000).catch(() => undefined)))
+      .then(() => platform.stop())
+      .catch(() => undefined)
+      .finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     print(`platform   ${platform.services.map((s) => `${s.name} ${s.address}`).join(', ')} (gateway on mutual TLS)`);
     const reg = await registerBase(registry, MODEL_ID, pre, { rank: o.rank, alpha: o.alpha, seed: o.seed });
@@ -362,6 +372,8 @@ export async function runDemo(options: DemoOptions): Promise<{ report: DemoRepor
     const files = writeDemoReport(out, report);
     return { report, files };
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));
     agg.close();
     registry.close();
