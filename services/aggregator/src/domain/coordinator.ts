@@ -45,6 +45,7 @@ export class Coordinator {
   private timer: NodeJS.Timeout | undefined;
   private readonly shardElements: number;
   private stopped = false;
+  private inFlight: Promise<void> | undefined;
   private readonly secagg: SecAggDriver;
 
   constructor(private readonly d: CoordinatorDeps) {
@@ -64,14 +65,16 @@ export class Coordinator {
       } catch (e) {
         this.d.log.error('coordinator tick failed', { err: e });
       }
-      this.timer = setTimeout(() => void loop(), this.d.tickMs ?? 250);
+      if (this.stopped) return;
+      this.timer = setTimeout(() => { this.inFlight = loop(); }, this.d.tickMs ?? 250);
     };
-    void loop();
+    this.inFlight = loop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.inFlight;
     await this.d.lease.release();
   }
 

@@ -22,6 +22,8 @@ export class LeaderLease {
   private token = 0;
   private expiresAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private stopped = false;
   private readonly key: string;
 
   constructor(private readonly store: Store, private readonly log: Logger, private readonly ttlMs: number, name = 'coordinator') {
@@ -91,7 +93,9 @@ export class LeaderLease {
   /** Keeps renewing; calls onChange when leadership starts or ends. */
   run(onChange: (leader: boolean) => void): void {
     let was = false;
+    this.stopped = false;
     const loop = async (): Promise<void> => {
+      if (this.stopped) return;
       let now = false;
       try {
         now = await this.tick();
@@ -99,18 +103,22 @@ export class LeaderLease {
         this.log.warn('lease renewal failed', { err: e });
         now = this.isLeader;
       }
+      if (this.stopped) return;
       if (now !== was) {
         was = now;
         onChange(now);
       }
-      this.timer = setTimeout(() => void loop(), Math.max(50, this.ttlMs / 3));
+      this.timer = setTimeout(() => { this.inFlight = loop(); }, Math.max(50, this.ttlMs / 3));
     };
-    void loop();
+    this.inFlight = loop();
   }
 
+  /** Stops renewing (waiting for a renewal in flight, so none starts afterwards) and gives the lease up. */
   async release(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    await this.inFlight;
     if (this.version) {
       await this.store.atomic([{ key: this.key, version: this.version }], [{ key: this.key, value: null }]).catch(() => false);
       this.version = 0;

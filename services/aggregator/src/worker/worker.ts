@@ -76,6 +76,7 @@ export class AggregationWorker {
   private readonly rounds = new Map<string, RoundState>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private inFlight: Promise<void> | undefined;
   private busy = false;
   private readonly group: string;
 
@@ -123,14 +124,16 @@ export class AggregationWorker {
           this.busy = false;
         }
       }
-      this.timer = setTimeout(() => void loop(), this.d.tickMs ?? 200);
+      if (this.stopped) return;
+      this.timer = setTimeout(() => { this.inFlight = loop(); }, this.d.tickMs ?? 200);
     };
-    void loop();
+    this.inFlight = loop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.inFlight;
     await this.consumer?.stop();
   }
 
