@@ -24,8 +24,9 @@ log_file="$dir/prometheus.log"
 conf_file="$dir/prometheus.yml"
 start_timeout="${FEDMM_PROMETHEUS_START_TIMEOUT:-60}"
 
-say() { printf 'prometheus: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+name=prometheus
+# shellcheck source=../deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/lib.sh"
 
 find_binary() {
   if command -v prometheus >/dev/null 2>&1; then command -v prometheus; return 0; fi
@@ -56,12 +57,6 @@ ensure_prometheus() {
   find_binary >/dev/null || die "the prometheus binary is still missing after installing the package"
 }
 
-pid_alive() {
-  [ -f "$pid_file" ] || return 1
-  local pid
-  pid="$(cat "$pid_file" 2>/dev/null)"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
 
 http_get() {
   # bash's /dev/tcp avoids a dependency on curl or wget.
@@ -123,21 +118,7 @@ start() {
 
 stop() {
   if ! pid_alive; then rm -f "$pid_file"; say "not running"; return 0; fi
-  local pid
-  pid="$(cat "$pid_file")"
-  say "stopping pid $pid"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      say "pid $pid did not stop within 30s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.1
-  done
-  rm -f "$pid_file"
-  say "stopped"
+  stop_pid TERM 30
 }
 
 status() {

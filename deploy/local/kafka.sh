@@ -30,8 +30,9 @@ pid_file="$dir/kafka.pid"
 log_file="$dir/kafka.log"
 bootstrap="127.0.0.1:$port"
 
-say() { printf 'kafka: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+name=kafka
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_java() {
   command -v java >/dev/null 2>&1 || die "java not found on PATH: install a Java 17+ runtime (apt-get install -y openjdk-17-jre-headless)"
@@ -101,14 +102,6 @@ run_class() {
     -cp "$libs/*" "$@"
 }
 
-pid_alive() {
-  [ -f "$pid_file" ] || return 1
-  local pid
-  pid="$(cat "$pid_file" 2>/dev/null)"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A real metadata request: the broker answers only once it has joined the KRaft quorum.
 metadata_ok() {
@@ -239,21 +232,7 @@ stop() {
     if port_open "$port"; then say "a broker on $bootstrap was not started by this script (no pid file in $dir); leaving it"; else say "not running"; fi
     return 0
   fi
-  local pid
-  pid="$(cat "$pid_file")"
-  say "stopping pid $pid"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 45))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      say "pid $pid did not stop within 45s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.3
-  done
-  rm -f "$pid_file"
-  say "stopped"
+  stop_pid TERM 45
 }
 
 status() {

@@ -20,8 +20,9 @@ log_file="$dir/redis.log"
 conf_file="$dir/redis.conf"
 start_timeout="${FEDMM_REDIS_START_TIMEOUT:-30}"
 
-say() { printf 'redis: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+name=redis
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_redis() {
   command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
@@ -44,14 +45,6 @@ cli() {
 
 ping_ok() { [ "$(cli ping 2>/dev/null)" = "PONG" ]; }
 
-pid_alive() {
-  [ -f "$pid_file" ] || return 1
-  local pid
-  pid="$(cat "$pid_file" 2>/dev/null)"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
 write_config() {
   mkdir -p "$dir/data"
@@ -96,7 +89,7 @@ start() {
     fi
     return 0
   fi
-  port_open && die "port $port is taken by something that does not answer Redis PING: free it or set FEDMM_REDIS_PORT"
+  port_open "$port" && die "port $port is taken by something that does not answer Redis PING: free it or set FEDMM_REDIS_PORT"
   write_config
   say "starting redis-server on 127.0.0.1:$port (log: $log_file)"
   redis-server "$conf_file" 9>&- || { tail -n 20 "$log_file" >&2 2>/dev/null || true; die "redis-server failed to start"; }
@@ -126,21 +119,7 @@ stop_with() {
     fi
     return 0
   fi
-  local pid
-  pid="$(cat "$pid_file")"
-  say "stopping pid $pid with SIG$signal"
-  kill "-$signal" "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      say "pid $pid did not stop within 30s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.1
-  done
-  rm -f "$pid_file"
-  say "stopped"
+  stop_pid "$signal" 30
 }
 
 status() {
