@@ -10,3 +10,4 @@ export * from './upload.js';
 export * from './peft.js';
 export * from './verdict.js';
 export * from './masked-chunk.js';
+export * from './resumable-sha256.js';
