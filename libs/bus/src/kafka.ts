@@ -98,14 +98,41 @@ export class KafkaBus implements Bus {
     const existing = await admin.fetchTopicMetadata({ topics: [] }).then((m) => m.topics.find((t) => t.name === topic));
     if (!existing) {
       try {
-        await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: spec.partitions, configEntries }] });
+        await admin.createTopics({ waitForLeaders: false, topics: [{ topic, numPartitions: spec.partitions, configEntries }] });
       } catch (e) {
         if (!/already exists/i.test((e as Error).message)) throw e;
       }
     } else if (existing.partitions.length < spec.partitions) {
       await admin.createPartitions({ topicPartitions: [{ topic, count: spec.partitions }] });
     }
+    await this.waitForLeaders(admin, topic, spec.partitions);
     this.partitionCounts.delete(topic);
+  }
+
+  /**
+   * Waits until every partition of a new topic has a leader. A broker that has just started (or
+   * just created the topic) may answer metadata with UNKNOWN_TOPIC_OR_PARTITION or
+   * LEADER_NOT_AVAILABLE for a moment; kafkajs's own wait retries only the latter.
+   */
+  private async waitForLeaders(admin: Admin, topic: string, partitions: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no metadata yet';
+    for (;;) {
+      try {
+        const md = await admin.fetchTopicMetadata({ topics: [topic] });
+        const parts = md.topics[0]?.partitions ?? [];
+        if (parts.length >= partitions && parts.every((p) => p.leader >= 0)) return;
+        last = `${parts.filter((p) => p.leader >= 0).length} of ${partitions} partitions have a leader`;
+      } catch (e) {
+        const type = (e as { type?: string }).type;
+        if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw e;
+        last = (e as Error).message;
+      }
+      if (Date.now() >= deadline) {
+        throw new FedmmError('UNAVAILABLE', `topic ${topic} has no leader for every partition after ${timeoutMs / 1000}s (${last}); check that the Kafka brokers are healthy`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   async partitionFor(topic: string, key: string): Promise<number> {
