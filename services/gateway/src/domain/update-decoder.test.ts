@@ -183,3 +183,36 @@ test('the plan is deterministic, so resumed uploads reproduce sequence numbers',
   assert.equal(a.roundFingerprint, createLayout(round.map((t) => ({ ...t, dtype: 'F32' as const }))).fingerprint);
   assert.equal(planUpdate(payload(send).header, policy({ fingerprint: 'f'.repeat(64) })).roundFingerprint, 'f'.repeat(64));
 });
+
+test('a decoder continued at any checkpoint of another emits the same remaining records and the same sum of squares', () => {
+  const send = [
+    { name: 'a.lora_A', dtype: 'F32' as const },
+    { name: 'c.lora_B', dtype: 'F16' as const },
+    { name: 'd.sensor.lora_B', dtype: 'BF16' as const },
+    { name: 'e.head', dtype: 'I8' as const },
+  ];
+  const { bytes, header } = payload(send);
+  const plan = planUpdate(header, policy());
+  const whole = new UpdateDecoder(plan);
+  const all = feed(whole, bytes, [5]);
+  // Checkpoints as the gateway takes them: after a piece that completed records, at emittedThrough.
+  const first = new UpdateDecoder(plan);
+  const checkpoints: { offset: number; sumSquares: number }[] = [];
+  for (let at = 0; at < bytes.length; at += 7) {
+    if (first.push(bytes.subarray(at, Math.min(at + 7, bytes.length))).length > 0) checkpoints.push({ offset: first.emittedThrough, sumSquares: first.emittedSumSquares });
+  }
+  assert.ok(checkpoints.length >= plan.records.length - 1);
+  for (const cp of checkpoints) {
+    const next = new UpdateDecoder(plan, cp);
+    assert.equal(next.processed, cp.offset);
+    assert.equal(next.emittedThrough, cp.offset);
+    const rest = feed(next, bytes.subarray(cp.offset), [3, 11]);
+    assert.deepEqual(rest.map((r) => [r.shard, r.seq, [...r.values]]), all.slice(all.length - rest.length).map((r) => [r.shard, r.seq, [...r.values]]), `resumed at ${cp.offset}`);
+    // Piece sizes group the additions differently: equal up to rounding.
+    assert.ok(Math.abs(next.sumSquares - whole.sumSquares) < 1e-12 * whole.sumSquares);
+    assert.equal(next.emittedSumSquares, next.sumSquares);
+  }
+  // Mid-record and mid-element offsets are not checkpoints.
+  assert.throws(() => new UpdateDecoder(plan, { offset: plan.records[1]!.byteStart + 4, sumSquares: 0 }), /not a chunk boundary/);
+  assert.throws(() => new UpdateDecoder(plan, { offset: plan.records[1]!.byteStart, sumSquares: Number.NaN }), /not a chunk boundary/);
+});

@@ -16,6 +16,7 @@ export interface FilledRecord extends PlannedRecord {
 export class UpdateDecoder {
   #processed = 0;
   #sumSquares = 0;
+  #emittedSumSquares = 0;
   #record = 0;
   #fill = 0;
   #values: Float32Array | undefined;
@@ -25,7 +26,33 @@ export class UpdateDecoder {
   #carryLength = 0;
   #scratch = new Uint16Array(0);
 
-  constructor(private readonly plan: UpdatePlan) {
+  /**
+   * A decoder at payload offset 0, or, with `from`, one continuing at a record boundary of the plan
+   * (a checkpoint: `offset` is a record's byteStart or the payload size, `sumSquares` the sum of
+   * squares of everything before it).
+   */
+  constructor(private readonly plan: UpdatePlan, from?: { readonly offset: number; readonly sumSquares: number }) {
+    if (from && from.offset > 0) {
+      const { offset } = from;
+      const total = plan.clientLayout.totalBytes;
+      const record = offset === total ? plan.records.length : recordStartingAt(plan, offset);
+      if (record < 0 || !Number.isFinite(from.sumSquares) || from.sumSquares < 0) {
+        throw new FedmmError('FAILED_PRECONDITION', `cannot continue the upload at offset ${offset}: it is not a chunk boundary of the plan (or the saved norm is invalid); start the upload over`);
+      }
+      this.#record = record;
+      this.#processed = offset;
+      this.#sumSquares = this.#emittedSumSquares = from.sumSquares;
+      const entries = plan.clientLayout.entries;
+      this.#tensor = entries.length;
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        if (e.length > 0 && offset < e.byteOffset + e.byteLength) {
+          this.#tensor = i;
+          this.#element = (offset - e.byteOffset) / bytesPerElement(e.dtype);
+          break;
+        }
+      }
+    }
     this.#skipEmptyTensors();
   }
 
@@ -37,6 +64,11 @@ export class UpdateDecoder {
   /** Sum of squares of every value decoded so far. */
   get sumSquares(): number {
     return this.#sumSquares;
+  }
+
+  /** Sum of squares of the values of the emitted records: the norm's part up to `emittedThrough`. */
+  get emittedSumSquares(): number {
+    return this.#emittedSumSquares;
   }
 
   /** Payload offset up to which every byte belongs to an emitted record: a safe resume point. */
@@ -116,6 +148,7 @@ export class UpdateDecoder {
     this.#element += n;
     if (this.#fill === record.count) {
       out.push({ ...record, values: this.#values });
+      this.#emittedSumSquares = this.#sumSquares;
       this.#values = undefined;
       this.#fill = 0;
       this.#record++;
@@ -131,4 +164,18 @@ export class UpdateDecoder {
     const entries = this.plan.clientLayout.entries;
     while (this.#tensor < entries.length && entries[this.#tensor]!.length === 0) this.#tensor++;
   }
+}
+
+/** Index of the plan's record that starts at payload byte `offset`, or -1. */
+function recordStartingAt(plan: UpdatePlan, offset: number): number {
+  let lo = 0;
+  let hi = plan.records.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const start = plan.records[mid]!.byteStart;
+    if (start === offset) return mid;
+    if (start < offset) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
