@@ -54,7 +54,7 @@ export const gatewayModule: ServiceModule<GatewayConfig> = {
       await assigned;
       clearTimeout(timer);
     } catch (e) {
-      uploads.close();
+      await uploads.close();
       aggregator.close();
       registry.close();
       throw e;
@@ -65,7 +65,7 @@ export const gatewayModule: ServiceModule<GatewayConfig> = {
       requireClientCertificates: true,
       async stop() {
         hub.close();
-        uploads.close();
+        await uploads.close();
         await consumer?.stop();
         aggregator.close();
         registry.close();

@@ -1,8 +1,9 @@
-import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
+import { FedmmError, isFedmmError, sleep, type Logger } from '@fedmm/core';
 import { Topics, type Bus, type OutgoingMessage } from '@fedmm/bus';
 import { getJson, storeKey, type Store } from '@fedmm/store';
 import {
-  MAX_STREAM_CHUNK_BYTES, RECORD_KIND_HEADER, Sha256Accumulator, VERDICT_HEADERS, crc32c, encodeMaskedChunk, encodeUpdateChunk, encodeVerdict,
+  MAX_STREAM_CHUNK_BYTES, RECORD_KIND_HEADER, ResumableSha256, VERDICT_HEADERS, crc32c, encodeMaskedChunk, encodeUpdateChunk, encodeVerdict, sha256Hex,
+  type Sha256State,
 } from '@fedmm/tensor';
 import { planMaskedUpload } from './masked-upload.js';
 import { UpdateDecoder, type FilledRecord } from './update-decoder.js';
@@ -16,17 +17,42 @@ export interface UploadsOptions {
   /** Decoded bytes one upload may have in flight to the bus. */
   readonly windowBytes: number;
   readonly log: Logger;
+  /** How long a gateway's hold on an upload with a stream attached lasts between renewals (default 10 s). */
+  readonly leaseMs?: number;
   readonly now?: () => number;
 }
 
-/** Progress of one upload, mirrored in the store for GetUploadStatus. */
-interface ProgressRecord {
+/** Where an upload can continue: every chunk before `offset` is acknowledged by Kafka, nothing after it is assumed. */
+interface Checkpoint {
+  readonly offset: number;
+  /** sha256 state after the payload's first `offset` bytes. */
+  readonly sha256: Sha256State;
+  /** Sum of squares of the values before `offset`. */
+  readonly sumSquares: number;
+}
+
+/**
+ * One upload in the store: its progress for GetUploadStatus, who holds it, and what any gateway
+ * needs to continue it at `bytesReceived`. Written only with compare-and-set, so a gateway that
+ * lost the session to another cannot overwrite it.
+ */
+interface SessionRecord {
+  /** The gateway that holds (or last held) the session. */
   instance: string;
+  /** The holder may publish chunks until then; 0 when no stream is attached (any gateway may take it at once). */
+  leaseUntil: number;
+  /** A gateway that asked the holder to let go (a client resumed through it). */
+  takeover?: string;
   size: number;
   bytesReceived: number;
   complete: boolean;
   rejected?: string;
+  /** Last client activity, for idle expiry. */
   updatedAt: number;
+  /** sha256 of the header's canonical form: a resume must send the same header. */
+  identity?: string;
+  attempt?: number;
+  resume?: { sha256: Sha256State; sumSquares: number; fingerprint: string; shardElements: number };
 }
 
 /** The one accepted update of a tenant in a round attempt; claimed before the accept verdicts go out. */
@@ -40,13 +66,28 @@ interface AcceptedRecord {
 
 /** A claim that never reached its verdicts (its gateway died while finishing) stops blocking after this. */
 const STALE_CLAIM_MS = 5 * 60_000;
+/** A lapsed lease counts as given up only this much later, for clock skew between gateways. */
+const LEASE_GRACE_MS = 2000;
+/** Progress is written to the store at most this often while chunks are acknowledged. */
+const PROGRESS_EVERY_MS = 1000;
 const part = (s: string | number): string => encodeURIComponent(String(s));
 
 class UploadSession {
   readonly decoder: UpdateDecoder;
-  readonly hash = new Sha256Accumulator();
-  /** Payload bytes whose chunks the bus has acknowledged. */
-  acked = 0;
+  /** The last checkpoint whose chunks (and all before) the bus has acknowledged. */
+  checkpoint: Checkpoint;
+  /** Offset of the checkpoint last written to the store: what any gateway resumes from. */
+  durable: number;
+  /** Store version of the session record this process last wrote or claimed. */
+  version = 0;
+  /** This process may publish until then (renewed while a stream is attached). */
+  leaseUntil = 0;
+  /** The session moved to another gateway (or was dropped): this copy must not act any more. */
+  lost = false;
+  /** Another gateway asked for the session: let go when the stream is off. */
+  handoff = false;
+  /** Store writes of this session, one at a time (compare-and-set on `version`). */
+  persisting: Promise<void> = Promise.resolve();
   state: 'open' | 'finishing' | 'complete' | 'rejected' = 'open';
   rejection: FedmmError | undefined;
   /** A publish failed: the session's decoded state is ahead of the bus and cannot be trusted. */
@@ -69,21 +110,28 @@ class UploadSession {
     readonly header: UploadHeaderInfo,
     readonly policy: UploadPolicy,
     readonly plan: UpdatePlan,
+    readonly hash: ResumableSha256,
+    from: Checkpoint,
     now: number,
   ) {
-    this.decoder = new UpdateDecoder(plan);
+    this.decoder = new UpdateDecoder(plan, from);
+    this.checkpoint = from;
+    this.durable = from.offset;
+    // Chunks before the checkpoint went out through whichever gateway held the session then.
+    for (const r of plan.records) if (r.byteEnd <= from.offset) this.touched.add(r.shard);
     this.lastActivity = now;
   }
 
   result(): UploadResult {
     const complete = this.state === 'complete';
-    return { uploadId: this.header.uploadId, bytesReceived: complete ? this.header.size : this.acked, complete, shards: this.plan.shards.length };
+    return { uploadId: this.header.uploadId, bytesReceived: complete ? this.header.size : this.durable, complete, shards: this.plan.shards.length };
   }
 }
 
-function sameUpload(a: UploadHeaderInfo, b: UploadHeaderInfo): boolean {
-  const tensors = (h: UploadHeaderInfo): string => JSON.stringify([...h.tensors].sort((x, y) => (x.name < y.name ? -1 : 1)).map((t) => [t.name, t.dtype, t.shape, t.scale ?? 0]));
-  return a.sha256 === b.sha256 && a.size === b.size && a.numExamples === b.numExamples && tensors(a) === tensors(b);
+/** sha256 of the header fields a resume must repeat (tensor order does not matter). */
+function uploadIdentity(h: UploadHeaderInfo): string {
+  const tensors = [...h.tensors].sort((x, y) => (x.name < y.name ? -1 : 1)).map((t) => [t.name, t.dtype, t.shape, t.scale ?? 0]);
+  return sha256Hex(JSON.stringify([h.sha256, h.size, h.numExamples, tensors]));
 }
 
 /** Races an iterator's next() against an abort, so a stalled transport cannot pin a session. */
@@ -114,9 +162,11 @@ export class Uploads {
   readonly #sessions = new Map<string, UploadSession>();
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #leaseMs: number;
 
   constructor(private readonly bus: Bus, private readonly store: Store, private readonly aggregator: AggregatorPort, private readonly opts: UploadsOptions) {
     this.#now = opts.now ?? Date.now;
+    this.#leaseMs = opts.leaseMs ?? 10_000;
     this.#sweeper = setInterval(() => void this.sweep().catch((err: unknown) => opts.log.warn('upload session sweep failed', { err })), Math.min(30_000, Math.max(1000, opts.idleMs / 4)));
     this.#sweeper.unref();
   }
@@ -141,46 +191,51 @@ export class Uploads {
       }
       await this.#drain(session);
       if (session.decoder.processed < session.header.size) {
-        await this.#mirror(session, true);
+        await this.#persist(session, true);
         return session.result();
       }
       return await this.#finish(session);
     } catch (e) {
       // Aborts, corrupt chunks and gaps leave the session resumable; a publish failure does not.
-      if (session.state !== 'rejected' && session.failure !== undefined) await this.#reject(session, this.#busFailure(session)).catch(() => undefined);
+      if (!session.lost && session.state !== 'rejected' && session.failure !== undefined) await this.#reject(session, this.#busFailure(session)).catch(() => undefined);
       throw e;
     } finally {
+      // Whatever is in flight settles first, so the released record names the offset of every acknowledged chunk.
+      while (session.inflight.length > 0) await this.#awaitOldest(session);
       release();
+      if (!session.lost) {
+        await this.#persist(session, true).catch((err: unknown) => this.opts.log.warn('cannot record the upload\'s progress', { upload: session.header.uploadId, err }));
+        if (session.handoff && !session.holder) this.#forget(session);
+      }
     }
   }
 
-  /** Where an upload stands: bytes acknowledged (the resume offset), whether it completed, its size. */
+  /** Where an upload stands, as stored (so any gateway answers alike): the resume offset, whether it completed, its size. */
   async status(tenant: string, taskId: string, round: number, uploadId: string): Promise<UploadStatus> {
     const s = this.#sessions.get(this.#key(tenant, taskId, round, uploadId));
-    if (s) {
-      if (s.state === 'rejected') throw new FedmmError('FAILED_PRECONDITION', `upload ${uploadId} was rejected: ${s.rejection?.message ?? 'unknown reason'}; start over with a new upload id`);
-      const r = s.result();
-      return { bytesReceived: r.bytesReceived, complete: r.complete, size: s.header.size };
-    }
-    const p = await getJson<ProgressRecord>(this.store, this.#progressKey(tenant, taskId, round, uploadId));
+    if (s?.state === 'rejected') throw new FedmmError('FAILED_PRECONDITION', `upload ${uploadId} was rejected: ${s.rejection?.message ?? 'unknown reason'}; start over with a new upload id`);
+    const p = await getJson<SessionRecord>(this.store, this.#progressKey(tenant, taskId, round, uploadId));
     if (!p) {
       throw new FedmmError('NOT_FOUND', `no upload ${JSON.stringify(uploadId)} of tenant ${tenant} for round ${round} of task ${taskId} is known; start it with UploadUpdate from offset 0`);
     }
     if (p.value.rejected) throw new FedmmError('FAILED_PRECONDITION', `upload ${uploadId} was rejected: ${p.value.rejected}; start over with a new upload id`);
-    // The sha256 state of an unfinished upload lives only in the gateway process that held it: start over.
-    return p.value.complete ? { bytesReceived: p.value.size, complete: true, size: p.value.size } : { bytesReceived: 0, complete: false, size: p.value.size };
+    if (p.value.complete) return { bytesReceived: p.value.size, complete: true, size: p.value.size };
+    // A record without resume state (written by an older gateway) cannot be continued: start over.
+    return { bytesReceived: p.value.resume ? p.value.bytesReceived : 0, complete: false, size: p.value.size };
   }
 
-  /** Drops idle sessions; open ones get reject verdicts so workers free their pending chunks. */
+  /** Drops idle sessions; open ones this gateway still holds get reject verdicts so workers free their pending chunks. */
   async sweep(): Promise<void> {
     const now = this.#now();
-    for (const [key, s] of this.#sessions) {
+    for (const s of [...this.#sessions.values()]) {
       if (s.holder || now - s.lastActivity < this.opts.idleMs) continue;
-      this.#sessions.delete(key);
-      if (s.state === 'open' || s.state === 'finishing') {
-        this.opts.log.info('upload session expired', { tenant: s.tenant, task: s.header.taskId, round: s.header.round, upload: s.header.uploadId, bytes: s.acked });
-        await this.#reject(s, new FedmmError('DEADLINE_EXCEEDED', `upload ${s.header.uploadId} was idle for more than ${Math.round(this.opts.idleMs / 1000)} s and expired`)).catch(() => undefined);
-      }
+      this.#drop(s);
+      if (s.state !== 'open' && s.state !== 'finishing') continue;
+      // Hold the session while rejecting it, so no other gateway resumes it meanwhile.
+      await this.#persist(s, true, true).catch(() => undefined);
+      if (s.lost || s.leaseUntil <= this.#now()) continue;
+      this.opts.log.info('upload session expired', { tenant: s.tenant, task: s.header.taskId, round: s.header.round, upload: s.header.uploadId, bytes: s.checkpoint.offset });
+      await this.#reject(s, new FedmmError('DEADLINE_EXCEEDED', `upload ${s.header.uploadId} was idle for more than ${Math.round(this.opts.idleMs / 1000)} s and expired`)).catch(() => undefined);
     }
   }
 
@@ -189,10 +244,17 @@ export class Uploads {
     return this.#sessions.size;
   }
 
-  /** Stops the expiry timer (the sessions die with the process; clients start over elsewhere). */
-  close(): void {
+  /** Stops the expiry timer and ends the attached streams; resolves once their sessions are released in the store for another gateway. */
+  async close(): Promise<void> {
     clearInterval(this.#sweeper);
-    for (const s of this.#sessions.values()) s.holder?.abort.abort(new FedmmError('UNAVAILABLE', 'the gateway is shutting down; resume the upload shortly'));
+    const released: Promise<void>[] = [];
+    for (const s of this.#sessions.values()) {
+      if (!s.holder) continue;
+      released.push(s.holder.released);
+      s.holder.abort.abort(new FedmmError('UNAVAILABLE', 'the gateway is shutting down; resume the upload (GetUploadStatus) through another gateway'));
+    }
+    await Promise.all(released);
+    await Promise.all([...this.#sessions.values()].map((s) => s.persisting));
   }
 
   #key(tenant: string, taskId: string, round: number, uploadId: string): string {
@@ -207,17 +269,37 @@ export class Uploads {
     return storeKey('gateway', 'accepted', part(taskId), round, attempt, part(tenant));
   }
 
+  /** This process stops acting for the session: another gateway holds it. */
+  #forget(session: UploadSession): void {
+    this.#drop(session);
+    if (session.state === 'open' || session.state === 'finishing') session.lost = true;
+  }
+
+  #drop(session: UploadSession): void {
+    if (this.#sessions.get(session.key) === session) this.#sessions.delete(session.key);
+  }
+
   async #open(tenant: string, header: UploadHeaderInfo): Promise<UploadSession | UploadResult> {
     const policy = await this.aggregator.getUploadPolicy(header.taskId, header.round, tenant);
     const key = this.#key(tenant, header.taskId, header.round, header.uploadId);
-    const existing = this.#sessions.get(key);
+    const progressKey = this.#progressKey(tenant, header.taskId, header.round, header.uploadId);
+    const identity = uploadIdentity(header);
+    const anotherHeader = (): FedmmError => new FedmmError('INVALID_ARGUMENT', `upload ${header.uploadId} was started with another header (sha256, size, tensors or num_examples differ); resume with the same header or start a new upload id`);
+    let existing = this.#sessions.get(key);
+    if (existing && uploadIdentity(existing.header) !== identity) throw anotherHeader();
+    if (existing?.state === 'rejected') {
+      throw new FedmmError('FAILED_PRECONDITION', `upload ${header.uploadId} was rejected: ${existing.rejection?.message ?? 'unknown reason'}; start over with a new upload id`);
+    }
+    if (existing) await existing.persisting;
+    const stored = await getJson<SessionRecord>(this.store, progressKey);
+    // Another gateway wrote the session since this process last did: its copy here is stale.
+    // (While a stream is attached the lease renewals move the version; the holder's name is what counts.)
+    const stale = existing && (!stored || stored.value.instance !== this.opts.instanceId || (!existing.holder && stored.version !== existing.version));
+    if (existing && existing.state !== 'complete' && stale) {
+      this.#forget(existing);
+      existing = undefined;
+    }
     if (existing) {
-      if (!sameUpload(existing.header, header)) {
-        throw new FedmmError('INVALID_ARGUMENT', `upload ${header.uploadId} was started with another header (sha256, size, tensors or num_examples differ); resume with the same header or start a new upload id`);
-      }
-      if (existing.state === 'rejected') {
-        throw new FedmmError('FAILED_PRECONDITION', `upload ${header.uploadId} was rejected: ${existing.rejection?.message ?? 'unknown reason'}; start over with a new upload id`);
-      }
       if (existing.policy.roundAttempt !== policy.roundAttempt) {
         await this.#reject(existing, new FedmmError('FAILED_PRECONDITION', `round ${header.round} of task ${header.taskId} restarted (attempt ${policy.roundAttempt}) during upload ${header.uploadId}; train on the new round and upload with a new upload id`)).catch(() => undefined);
         throw existing.rejection!;
@@ -227,13 +309,20 @@ export class Uploads {
       if (existing.state === 'complete') return existing.result();
       return existing;
     }
+    if (stored?.value.identity !== undefined && stored.value.identity !== identity) throw anotherHeader();
+    if (stored?.value.rejected) throw new FedmmError('FAILED_PRECONDITION', `upload ${header.uploadId} was rejected: ${stored.value.rejected}; start over with a new upload id`);
+    const restarted = (): FedmmError => new FedmmError('FAILED_PRECONDITION', `round ${header.round} of task ${header.taskId} restarted (attempt ${policy.roundAttempt}) during upload ${header.uploadId}; train on the new round and upload with a new upload id`);
+    const storedAttempt = stored?.value.attempt;
+    if (stored?.value.complete && storedAttempt !== undefined && storedAttempt !== policy.roundAttempt) throw restarted();
     const accepted = await getJson<AcceptedRecord>(this.store, this.#acceptedKey(header.taskId, header.round, policy.roundAttempt, tenant));
     if (accepted && (accepted.value.phase !== 'claimed' || this.#now() - accepted.value.claimedAt < STALE_CLAIM_MS)) {
-      if (accepted.value.uploadId === header.uploadId && accepted.value.sha256 === header.sha256 && accepted.value.phase !== 'claimed') {
+      const same = accepted.value.uploadId === header.uploadId && accepted.value.sha256 === header.sha256;
+      if (same && accepted.value.phase !== 'claimed') {
         if (accepted.value.phase === 'verdicts') await this.#report(tenant, header, accepted.value.shards, policy.roundAttempt);
         return { uploadId: header.uploadId, bytesReceived: header.size, complete: true, shards: accepted.value.shards };
       }
-      throw new FedmmError('ALREADY_EXISTS', `tenant ${tenant} already delivered an update to round ${header.round} of task ${header.taskId} (upload ${accepted.value.uploadId}); each member sends one update per round`);
+      // Claimed by this very upload, whose gateway stopped while finishing: resuming finishes it.
+      if (!same) throw new FedmmError('ALREADY_EXISTS', `tenant ${tenant} already delivered an update to round ${header.round} of task ${header.taskId} (upload ${accepted.value.uploadId}); each member sends one update per round`);
     }
     for (const s of this.#sessions.values()) {
       if (s.tenant === tenant && s.header.taskId === header.taskId && s.header.round === header.round && (s.state === 'open' || s.state === 'finishing')) {
@@ -241,10 +330,83 @@ export class Uploads {
       }
     }
     const plan = policy.secureAggregation ? planMaskedUpload(header, policy) : planUpdate(header, policy);
-    const session = new UploadSession(key, tenant, header, policy, plan, this.#now());
+    if (stored && storedAttempt !== undefined && storedAttempt !== policy.roundAttempt) {
+      // Started in an earlier attempt of the round: take it over only to reject it.
+      const session = await this.#takeOver(stored, key, progressKey, tenant, header, policy, plan, await this.#start());
+      await this.#reject(session, restarted());
+    }
+    if (stored?.value.complete) return { uploadId: header.uploadId, bytesReceived: header.size, complete: true, shards: plan.shards.length };
+    const from = (stored && !stored.value.complete && stored.value.identity === identity ? await this.#resumePoint(stored.value, plan) : undefined) ?? (await this.#start());
+    if (stored) return this.#takeOver(stored, key, progressKey, tenant, header, policy, plan, from);
+    const session = new UploadSession(key, tenant, header, policy, plan, from.hash, from.checkpoint, this.#now());
+    const v = await this.store.compareAndSet(progressKey, 0, JSON.stringify(this.#record(session, true)));
+    if (v === undefined) throw new FedmmError('ABORTED', `upload ${header.uploadId} is being started through another gateway at the same time; call GetUploadStatus and resume it`);
+    session.version = v;
     this.#sessions.set(key, session);
-    await this.#mirror(session, true);
     return session;
+  }
+
+  async #start(): Promise<{ hash: ResumableSha256; checkpoint: Checkpoint }> {
+    const hash = await ResumableSha256.create();
+    return { hash, checkpoint: { offset: 0, sha256: hash.exportState(), sumSquares: 0 } };
+  }
+
+  /** The stored checkpoint as a live hasher, or undefined when it cannot be continued here (the upload then starts over at 0). */
+  async #resumePoint(r: SessionRecord, plan: UpdatePlan): Promise<{ hash: ResumableSha256; checkpoint: Checkpoint } | undefined> {
+    const cp = r.resume;
+    if (!cp || r.bytesReceived === 0) return undefined;
+    if (cp.fingerprint !== plan.roundFingerprint || cp.shardElements !== plan.shardElements || cp.sha256.bytes !== r.bytesReceived) return undefined;
+    const checkpoint = { offset: r.bytesReceived, sha256: cp.sha256, sumSquares: cp.sumSquares };
+    try {
+      new UpdateDecoder(plan, checkpoint);
+      return { hash: await ResumableSha256.resume(cp.sha256), checkpoint };
+    } catch (err) {
+      this.opts.log.warn('an upload\'s stored checkpoint cannot be continued; it starts over', { offset: r.bytesReceived, err });
+      return undefined;
+    }
+  }
+
+  /**
+   * Claims a session another gateway (or an earlier process) wrote. A holder with a live lease is
+   * asked to let go and is waited for; a lapsed lease is taken without asking.
+   */
+  async #takeOver(
+    stored: { value: SessionRecord; version: number }, key: string, progressKey: string, tenant: string, header: UploadHeaderInfo, policy: UploadPolicy, plan: UpdatePlan,
+    from: { hash: ResumableSha256; checkpoint: Checkpoint },
+  ): Promise<UploadSession> {
+    const me = this.opts.instanceId;
+    const deadline = this.#now() + this.#leaseMs + LEASE_GRACE_MS + 2000;
+    let cur = stored;
+    for (;;) {
+      const r = cur.value;
+      if (r.rejected) throw new FedmmError('FAILED_PRECONDITION', `upload ${header.uploadId} was rejected: ${r.rejected}; start over with a new upload id`);
+      const now = this.#now();
+      // A record naming this instance but unknown to this process was left by an earlier run of it.
+      const free = r.instance === me || r.leaseUntil + LEASE_GRACE_MS <= now || r.leaseUntil === 0;
+      if (free) {
+        if (r.bytesReceived !== from.checkpoint.offset && r.bytesReceived > 0 && !r.complete) {
+          // The holder moved on while this gateway waited: continue from the newer checkpoint.
+          from = (await this.#resumePoint(r, plan)) ?? from;
+        }
+        const session = new UploadSession(key, tenant, header, policy, plan, from.hash, from.checkpoint, now);
+        const v = await this.store.compareAndSet(progressKey, cur.version, JSON.stringify(this.#record(session, true)));
+        if (v !== undefined) {
+          session.version = v;
+          this.#sessions.set(key, session);
+          if (r.instance !== me) this.opts.log.info('upload session taken over', { tenant, task: header.taskId, round: header.round, upload: header.uploadId, from: r.instance, offset: from.checkpoint.offset });
+          return session;
+        }
+      } else if (r.takeover !== me) {
+        await this.store.compareAndSet(progressKey, cur.version, JSON.stringify({ ...r, takeover: me }));
+      }
+      if (this.#now() > deadline) {
+        throw new FedmmError('UNAVAILABLE', `upload ${header.uploadId} is still held by gateway ${r.instance}, which has not let go; retry in a few seconds`);
+      }
+      await sleep(100);
+      const next = await getJson<SessionRecord>(this.store, progressKey);
+      if (!next) throw new FedmmError('ABORTED', `upload ${header.uploadId} disappeared from the store while resuming; start it again from offset 0`);
+      cur = next;
+    }
   }
 
   /** Makes the caller the session's only stream; a stream already attached (a dead connection, usually) is aborted. */
@@ -253,14 +415,30 @@ export class Uploads {
       session.holder.abort.abort(new FedmmError('ABORTED', `upload ${session.header.uploadId} was resumed by a newer stream`));
       await session.holder.released;
     }
+    if (session.lost) throw new FedmmError('ABORTED', `upload ${session.header.uploadId} moved to another gateway; call GetUploadStatus and resume it`);
     const abort = new AbortController();
     let done!: () => void;
     const released = new Promise<void>((r) => (done = r));
     const holder = { abort, released };
     session.holder = holder;
+    // Take the lease before any byte is published; this also finds out whether another gateway took the session.
+    try {
+      await this.#persist(session, true);
+    } catch (e) {
+      if (session.holder === holder) session.holder = undefined;
+      done();
+      throw e;
+    }
+    if (session.lost) {
+      done();
+      throw new FedmmError('ABORTED', `upload ${session.header.uploadId} moved to another gateway; call GetUploadStatus and resume it`);
+    }
+    // Renewing the lease is also what notices a takeover request from another gateway.
+    const renew = setInterval(() => void this.#persist(session, true).catch((err: unknown) => this.opts.log.warn('cannot renew the hold on an upload', { upload: session.header.uploadId, err })), Math.max(100, Math.floor(this.#leaseMs / 3)));
     return {
       signal: AbortSignal.any([signal, abort.signal]),
       release: () => {
+        clearInterval(renew);
         if (session.holder === holder) session.holder = undefined;
         session.lastActivity = this.#now();
         done();
@@ -272,30 +450,42 @@ export class Uploads {
     const { offset, data } = chunk;
     if (data.length > MAX_STREAM_CHUNK_BYTES) throw new FedmmError('INVALID_ARGUMENT', `chunk of ${data.length} bytes exceeds ${MAX_STREAM_CHUNK_BYTES}; send chunks of at most 1 MiB`);
     if (crc32c(data) !== chunk.crc32c) {
-      throw new FedmmError('DATA_LOSS', `chunk at offset ${offset} fails its CRC-32C check; resume from offset ${session.acked} (GetUploadStatus)`, { resumeFrom: session.acked });
+      throw new FedmmError('DATA_LOSS', `chunk at offset ${offset} fails its CRC-32C check; resume from offset ${session.durable} (GetUploadStatus)`, { resumeFrom: session.durable });
     }
     const have = session.decoder.processed;
     const end = offset + data.length;
     if (data.length === 0 || end <= have) return;
     if (session.state !== 'open') throw new FedmmError('FAILED_PRECONDITION', `upload ${session.header.uploadId} already has all its bytes; close the stream`);
     if (offset > have) {
-      throw new FedmmError('OUT_OF_RANGE', `chunk at offset ${offset} leaves a gap: the gateway holds the upload up to ${have}; call GetUploadStatus and resume from bytes_received (${session.acked})`, { resumeFrom: session.acked });
+      throw new FedmmError('OUT_OF_RANGE', `chunk at offset ${offset} leaves a gap: the gateway holds the upload up to ${have}; call GetUploadStatus and resume from bytes_received (${session.durable})`, { resumeFrom: session.durable });
     }
     if (end > session.header.size) throw new FedmmError('OUT_OF_RANGE', `chunk [${offset}, ${end}) runs past the declared size ${session.header.size}`);
+    // Only a holder whose lease runs publishes: past it another gateway may have taken the session.
+    if (session.lost) throw new FedmmError('ABORTED', `upload ${session.header.uploadId} moved to another gateway; call GetUploadStatus and resume it`);
+    if (this.#now() >= session.leaseUntil) throw new FedmmError('UNAVAILABLE', `the gateway cannot renew its hold on upload ${session.header.uploadId} in the store; resume it (GetUploadStatus) shortly`);
     const fresh = data.subarray(have - offset);
-    session.hash.update(fresh);
     let records: FilledRecord[];
     try {
       records = session.decoder.push(fresh);
     } catch (e) {
+      session.hash.update(fresh);
       return this.#reject(session, e);
     }
-    if (records.length > 0) this.#publishBatch(session, records);
+    if (records.length > 0) {
+      // The checkpoint sits where the last completed chunk ends: hash up to there, save, hash the rest.
+      const cut = session.decoder.emittedThrough - have;
+      session.hash.update(fresh.subarray(0, cut));
+      const checkpoint: Checkpoint = { offset: session.decoder.emittedThrough, sha256: session.hash.exportState(), sumSquares: session.decoder.emittedSumSquares };
+      session.hash.update(fresh.subarray(cut));
+      this.#publishBatch(session, records, checkpoint);
+    } else {
+      session.hash.update(fresh);
+    }
     while (session.inflightBytes > this.opts.windowBytes) await this.#awaitOldest(session);
     if (session.failure !== undefined) return this.#reject(session, this.#busFailure(session));
   }
 
-  #publishBatch(session: UploadSession, records: FilledRecord[]): void {
+  #publishBatch(session: UploadSession, records: FilledRecord[], checkpoint: Checkpoint): void {
     const { header, plan } = session;
     const messages: OutgoingMessage[] = [];
     let bytes = 0;
@@ -312,14 +502,13 @@ export class Uploads {
       session.touched.add(r.shard);
       bytes += c.value.byteLength;
     }
-    const safeOffset = session.decoder.emittedThrough;
     const published = this.bus.publish(Topics.updates, messages).then(() => undefined);
     const previous = session.ackTail;
-    // Acknowledge in payload order even when a later batch lands first.
+    // Acknowledge in payload order even when a later batch lands first: a checkpoint never claims an unacknowledged chunk.
     session.ackTail = Promise.all([previous, published]).then(
       () => {
-        if (session.failure === undefined) session.acked = Math.max(session.acked, safeOffset);
-        void this.#mirror(session, false).catch((err: unknown) => this.opts.log.warn('cannot mirror upload progress', { err }));
+        if (session.failure === undefined && checkpoint.offset > session.checkpoint.offset) session.checkpoint = checkpoint;
+        void this.#persist(session, false).catch((err: unknown) => this.opts.log.warn('cannot record upload progress', { err }));
       },
       (err: unknown) => {
         session.failure ??= err;
@@ -370,7 +559,7 @@ export class Uploads {
     await this.#report(tenant, header, plan.shards.length, policy.roundAttempt);
     await this.#setPhase(session, 'reported');
     session.state = 'complete';
-    await this.#mirror(session, true);
+    await this.#persist(session, true);
     this.opts.log.info('update accepted', { tenant, task: header.taskId, round: header.round, upload: header.uploadId, bytes: header.size, shards: plan.shards.length, norm: session.norm });
     return session.result();
   }
@@ -432,21 +621,62 @@ export class Uploads {
         this.opts.log.warn('cannot publish reject verdicts; workers drop the pending chunks when the round seals', { upload: session.header.uploadId, err: e });
       }
     }
-    await this.#mirror(session, true).catch(() => undefined);
+    await this.#persist(session, true).catch(() => undefined);
     this.opts.log.info('update rejected', { tenant: session.tenant, task: session.header.taskId, round: session.header.round, upload: session.header.uploadId, code: err.code, reason: err.message, shards: shards.length });
     throw err;
   }
 
-  async #mirror(session: UploadSession, force: boolean): Promise<void> {
+  /** Writes the session's record (at most once a second unless `force`); `hold` keeps the lease without a stream attached. */
+  #persist(session: UploadSession, force: boolean, hold = false): Promise<void> {
+    const write = session.persisting.then(() => this.#write(session, force, hold));
+    session.persisting = write.catch(() => undefined);
+    return write;
+  }
+
+  async #write(session: UploadSession, force: boolean, hold: boolean): Promise<void> {
+    if (session.lost) return;
+    const key = this.#progressKey(session.tenant, session.header.taskId, session.header.round, session.header.uploadId);
     const now = this.#now();
-    if (!force && now - session.lastMirror < 1000) return;
+    if (!force && now - session.lastMirror < PROGRESS_EVERY_MS) return;
     session.lastMirror = now;
-    const { header } = session;
-    const record: ProgressRecord = {
-      instance: this.opts.instanceId, size: header.size, bytesReceived: session.state === 'complete' ? header.size : session.acked,
-      complete: session.state === 'complete', updatedAt: now,
+    for (;;) {
+      const record = this.#record(session, hold);
+      const v = await this.store.compareAndSet(key, session.version, JSON.stringify(record));
+      if (v !== undefined) {
+        session.version = v;
+        session.durable = record.bytesReceived;
+        session.leaseUntil = record.leaseUntil;
+        return;
+      }
+      const current = await getJson<SessionRecord>(this.store, key);
+      if (!current || current.value.instance !== this.opts.instanceId) {
+        // Another gateway claimed the session (this one's lease had lapsed): stop acting for it, publish nothing more.
+        this.opts.log.warn('upload session lost to another gateway', { upload: session.header.uploadId, holder: current?.value.instance });
+        session.holder?.abort.abort(new FedmmError('ABORTED', `upload ${session.header.uploadId} moved to another gateway; call GetUploadStatus and resume it`));
+        this.#forget(session);
+        return;
+      }
+      // Still this gateway's; someone asked for it: end the stream, the release then lets go.
+      session.version = current.version;
+      if (current.value.takeover && current.value.takeover !== this.opts.instanceId && (session.state === 'open')) {
+        session.handoff = true;
+        session.holder?.abort.abort(new FedmmError('ABORTED', `upload ${session.header.uploadId} was resumed through another gateway`));
+      }
+    }
+  }
+
+  #record(session: UploadSession, hold = false): SessionRecord {
+    const { header, plan, checkpoint } = session;
+    const now = this.#now();
+    const complete = session.state === 'complete';
+    // A session asked for by another gateway is released as soon as no stream is attached.
+    const holding = session.holder !== undefined || (hold && !session.handoff);
+    return {
+      instance: this.opts.instanceId, leaseUntil: holding ? now + this.#leaseMs : 0, size: header.size,
+      bytesReceived: complete ? header.size : checkpoint.offset, complete, updatedAt: session.lastActivity,
       ...(session.state === 'rejected' ? { rejected: session.rejection?.message ?? 'rejected' } : {}),
+      identity: uploadIdentity(header), attempt: session.policy.roundAttempt,
+      resume: { sha256: checkpoint.sha256, sumSquares: checkpoint.sumSquares, fingerprint: plan.roundFingerprint, shardElements: plan.shardElements },
     };
-    await this.store.put(this.#progressKey(session.tenant, header.taskId, header.round, header.uploadId), JSON.stringify(record));
   }
 }
