@@ -1,6 +1,5 @@
 import { failedPrecondition, invalidArgument } from '@fedmm/core';
 import { compileRoundConfig, encodingOf, roundContext, type SecAggConfig } from './config.js';
-import { encode } from './fixed-point.js';
 import { derivePairKey, generateKeyPair, KeyPurpose, X25519_KEY_BYTES, x25519, type RawKeyPair } from './keys.js';
 import type {
   CollectMaskedRequest,
@@ -16,7 +15,7 @@ import type {
   UnmaskResponse,
 } from './messages.js';
 import { neighbourGraph } from './neighbours.js';
-import { applyMasks, MASK_SEED_BYTES } from './prg.js';
+import { encodeMasked, MASK_SEED_BYTES } from './prg.js';
 import { randomBytesFrom, systemRandom, type RandomSource } from './random.js';
 import { openShare, sealShare, shareAssociatedData } from './share-cipher.js';
 import { SHARE_BYTES, splitSecret } from './shamir.js';
@@ -189,11 +188,10 @@ export class SecAggClient {
     for (const [owner, shares] of opened) this.held.set(owner, shares);
     this.maskPeers = Object.freeze([...opened.keys()].sort());
 
-    const masked = encode(update, encodingOf(config), this.random);
-    applyMasks(masked, [
+    const masked = encodeMasked(update, encodingOf(config), [
       { seed: this.selfSeed!, sign: 1 },
       ...this.maskPeers.map((peer) => ({ seed: this.pairwiseSeed(peer), sign: this.clientId < peer ? (1 as const) : (-1 as const) })),
-    ]);
+    ], this.random);
     this.current = 'unmask';
     return { stage: 'collect-masked', roundId: config.roundId, clientId: this.clientId, maskedVector: masked };
   }

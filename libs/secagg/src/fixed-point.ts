@@ -1,5 +1,6 @@
 import { invalidArgument } from '@fedmm/core';
 import { systemRandom, type RandomSource } from './random.js';
+import { BLOCK_WORDS, ringKernels } from './ring-kernels.js';
 
 /**
  * How clipped float updates map into the integers mod 2^32. Each client's coordinate x is
@@ -13,7 +14,6 @@ export interface FixedPointParams {
 }
 
 const RING = 2 ** 32;
-const ROUNDING_WORDS = 1 << 16;
 
 function checkParams(p: FixedPointParams): void {
   if (!(Number.isFinite(p.clipRange) && p.clipRange > 0)) {
@@ -43,6 +43,61 @@ export function quantizationErrorBound(p: FixedPointParams, count: number): numb
   return count / fixedPointScale(p);
 }
 
+/** The constants of one encoding, computed once: clip range, scale, shift and top level. */
+export interface EncodingConstants {
+  readonly clipRange: number;
+  readonly scale: number;
+  readonly shift: number;
+  readonly levels: number;
+}
+
+/** The constants of `params` (checked). */
+export function encodingConstants(params: FixedPointParams): EncodingConstants {
+  const levels = fixedPointLevels(params);
+  const scale = levels / (2 * params.clipRange);
+  return { clipRange: params.clipRange, scale, shift: params.clipRange * scale, levels };
+}
+
+/**
+ * The scalar encoding, the reference for the SIMD kernel: out[outAt + i] = the encoding of
+ * values[from + i] with rounding coin coins[coinAt + i], for i < count.
+ */
+export function encodeScalar(
+  values: Float32Array,
+  from: number,
+  count: number,
+  coins: Uint32Array,
+  coinAt: number,
+  out: Uint32Array,
+  outAt: number,
+  k: EncodingConstants,
+): void {
+  const { clipRange: c, scale, shift, levels } = k;
+  for (let i = 0; i < count; i++) {
+    const x = values[from + i]!;
+    // x - x is NaN exactly for NaN and the infinities.
+    if (x - x !== 0) throw nonFinite(from + i, x);
+    const q = (x < -c ? -c : x > c ? c : x) * scale + shift;
+    // q is in [0, levels], so truncation is the floor.
+    const floor = q >>> 0;
+    // Round up with probability equal to the fractional part.
+    const v = coins[coinAt + i]! < (q - floor) * RING ? floor + 1 : floor;
+    out[outAt + i] = v > levels ? levels : v;
+  }
+}
+
+function nonFinite(index: number, x: number): Error {
+  return invalidArgument(`update coordinate ${index} is ${x}; only finite values can be encoded`);
+}
+
+/** Throws for the first non-finite value of values[from, from + count). */
+export function refuseNonFinite(values: Float32Array, from: number, count: number): void {
+  for (let i = from; i < from + count; i++) {
+    const x = values[i]!;
+    if (x - x !== 0) throw nonFinite(i, x);
+  }
+}
+
 /**
  * Clips `values` to [-clipRange, clipRange] and encodes them with stochastic rounding (unbiased:
  * the expected encoding is the exact scaled value), drawing rounding bits from `random`.
@@ -52,31 +107,43 @@ export function encode(
   params: FixedPointParams,
   random: RandomSource = systemRandom,
 ): Uint32Array {
-  const levels = fixedPointLevels(params);
-  const c = params.clipRange;
-  const scale = levels / (2 * c);
-  const shift = c * scale;
   const out = new Uint32Array(values.length);
-  const coins = new Uint32Array(Math.min(ROUNDING_WORDS, values.length));
-  const coinBytes = new Uint8Array(coins.buffer);
-  for (let start = 0; start < values.length; start += coins.length) {
-    random.fill(coinBytes);
-    const end = Math.min(values.length, start + coins.length);
-    for (let i = start; i < end; i++) {
-      const x = values[i]!;
-      // x - x is NaN exactly for NaN and the infinities.
-      if (x - x !== 0) {
-        throw invalidArgument(`update coordinate ${i} is ${x}; only finite values can be encoded`);
-      }
-      const q = (x < -c ? -c : x > c ? c : x) * scale + shift;
-      // q is in [0, levels], so truncation is the floor.
-      const floor = q >>> 0;
-      // Round up with probability equal to the fractional part.
-      const v = coins[i - start]! < (q - floor) * RING ? floor + 1 : floor;
-      out[i] = v > levels ? levels : v;
-    }
-  }
+  encodeBlocks(values, encodingConstants(params), random, (block, at) => out.set(block, at));
   return out;
+}
+
+/**
+ * Encodes `values` in blocks of BLOCK_WORDS coordinates (one rounding coin per coordinate, drawn
+ * in order) and hands each encoded block to `visit`; the block is reused after `visit` returns.
+ */
+export function encodeBlocks(
+  values: Float32Array,
+  k: EncodingConstants,
+  random: RandomSource,
+  visit: (block: Uint32Array, at: number) => void,
+): void {
+  const kernels = ringKernels();
+  if (kernels === undefined) {
+    const coins = new Uint32Array(Math.min(BLOCK_WORDS, values.length));
+    const coinBytes = new Uint8Array(coins.buffer);
+    const block = new Uint32Array(coins.length);
+    for (let start = 0; start < values.length; start += coins.length) {
+      const n = Math.min(coins.length, values.length - start);
+      random.fill(coinBytes.subarray(0, 4 * n));
+      encodeScalar(values, start, n, coins, 0, block, 0, k);
+      visit(block.subarray(0, n), start);
+    }
+    return;
+  }
+  for (let start = 0; start < values.length; start += BLOCK_WORDS) {
+    const n = Math.min(BLOCK_WORDS, values.length - start);
+    const whole = n & ~3;
+    kernels.values.set(values.subarray(start, start + whole));
+    random.fill(kernels.coins.subarray(0, 4 * n));
+    if (!kernels.encode(whole, k.clipRange, k.scale, k.shift, k.levels)) refuseNonFinite(values, start, whole);
+    encodeScalar(values, start + whole, n - whole, kernels.coinWords, whole, kernels.target, whole, k);
+    visit(kernels.target.subarray(0, n), start);
+  }
 }
 
 /** Decodes the sum of `count` encoded vectors back to the float sum of their clipped inputs. */

@@ -11,7 +11,7 @@ test('the mask stream is the AES-256-CTR keystream read as little-endian words',
 
 test('any range of the stream equals the same slice of the whole stream', () => {
   const seed = seedOf('prg/range');
-  const total = 200_000; // crosses the internal 64Ki-word slices
+  const total = 200_000; // crosses the internal 16Ki-word slices
   const whole = maskRange(seed, 0, total);
   for (const [offset, length] of [[0, 1], [1, 3], [3, 5], [4, 4], [5, 70_000], [65_535, 2], [65_537, 100_000], [total - 1, 1], [17, 0]] as const) {
     assert.deepEqual(maskRange(seed, offset, length), whole.subarray(offset, offset + length), `offset ${offset} length ${length}`);

@@ -1,6 +1,9 @@
 import { createCipheriv, type Cipher } from 'node:crypto';
 import { endianness } from 'node:os';
 import { invalidArgument } from '@fedmm/core';
+import { encodeBlocks, encodingConstants, type FixedPointParams } from './fixed-point.js';
+import type { RandomSource } from './random.js';
+import { BLOCK_WORDS, ringKernels } from './ring-kernels.js';
 
 /** Bytes of a mask seed: one AES-256 key. */
 export const MASK_SEED_BYTES = 32;
@@ -12,10 +15,11 @@ export const MASK_SEED_BYTES = 32;
  * unmask only its own coordinates.
  */
 const WORDS_PER_BLOCK = 4;
-// Keystream is produced in slices of this many bytes so that it stays in cache while it is
-// added into the target.
-const SLICE_BYTES = 1 << 18;
-const zeros = new Uint8Array(SLICE_BYTES + 16);
+// Keystream is produced in slices of this many words so that it stays in cache while it is
+// added into the target (and fits the kernels' staging block).
+const SLICE_WORDS = BLOCK_WORDS;
+// A slice may start mid AES block: up to 12 bytes of it are skipped.
+const zeros = new Uint8Array(SLICE_WORDS * 4 + 16);
 const littleEndian = endianness() === 'LE';
 
 function counterIv(block: number): Buffer {
@@ -55,9 +59,8 @@ function forEachSlice(
   if (length === 0) return;
   const cipher: Cipher = createCipheriv('aes-256-ctr', seed, counterIv(Math.floor(offset / WORDS_PER_BLOCK)));
   let skip = (offset % WORDS_PER_BLOCK) * 4;
-  let done = 0;
-  while (done < length) {
-    const words = Math.min(length - done, (SLICE_BYTES - skip) >> 2);
+  for (let done = 0; done < length; ) {
+    const words = Math.min(length - done, SLICE_WORDS);
     const bytes = cipher.update(zeros.subarray(0, skip + words * 4));
     visit(asWords(bytes, skip, words), done);
     done += words;
@@ -72,6 +75,49 @@ export interface SignedSeed {
 }
 
 /**
+ * The keystreams of several masks read in step, slice by slice, from stream word `offset` on;
+ * each call of `applyNext` adds (or subtracts) the next words of every stream into a target.
+ */
+class MaskStreams {
+  private readonly ciphers: readonly Cipher[];
+  private readonly signs: readonly (1 | -1)[];
+  private skip: number;
+
+  constructor(masks: readonly SignedSeed[], offset: number) {
+    const block = counterIv(Math.floor(offset / WORDS_PER_BLOCK));
+    this.ciphers = masks.map((m) => createCipheriv('aes-256-ctr', m.seed, block));
+    this.signs = masks.map((m) => m.sign);
+    this.skip = (offset % WORDS_PER_BLOCK) * 4;
+  }
+
+  /** Applies the next `words` (at most SLICE_WORDS) words of every stream to target[at, at + words). */
+  applyNext(target: Uint32Array, at: number, words: number): void {
+    const skip = this.skip;
+    this.skip = 0;
+    const input = zeros.subarray(0, skip + words * 4);
+    const kernels = ringKernels();
+    if (kernels === undefined) {
+      for (let k = 0; k < this.ciphers.length; k++) {
+        const stream = asWords(this.ciphers[k]!.update(input), skip, words);
+        if (this.signs[k] === 1) addSlice(target, stream, at);
+        else subtractSlice(target, stream, at);
+      }
+      return;
+    }
+    // A block the encoder left in the kernels' target is already in place.
+    const staged = target.buffer === kernels.target.buffer && target.byteOffset + 4 * at === kernels.target.byteOffset;
+    if (!staged) kernels.target.set(target.subarray(at, at + words));
+    for (let k = 0; k < this.ciphers.length; k++) {
+      const bytes = this.ciphers[k]!.update(input);
+      kernels.stream.set(skip === 0 ? bytes : bytes.subarray(skip));
+      if (this.signs[k] === 1) kernels.add(words);
+      else kernels.subtract(words);
+    }
+    if (!staged) target.set(kernels.target.subarray(0, words), at);
+  }
+}
+
+/**
  * Applies several masks to `target` (target[0] holds stream word `offset`) in one pass: each
  * slice of the target stays in cache while every mask is added to it, instead of streaming the
  * whole vector through memory once per mask.
@@ -79,21 +125,31 @@ export interface SignedSeed {
 export function applyMasks(target: Uint32Array, masks: readonly SignedSeed[], offset = 0): void {
   for (const m of masks) checkRange(m.seed, offset, target.length);
   if (target.length === 0 || masks.length === 0) return;
-  const block = Math.floor(offset / WORDS_PER_BLOCK);
-  const ciphers = masks.map((m) => createCipheriv('aes-256-ctr', m.seed, counterIv(block)));
-  let skip = (offset % WORDS_PER_BLOCK) * 4;
-  let done = 0;
-  while (done < target.length) {
-    const words = Math.min(target.length - done, (SLICE_BYTES - skip) >> 2);
-    const input = zeros.subarray(0, skip + words * 4);
-    for (let k = 0; k < masks.length; k++) {
-      const stream = asWords(ciphers[k]!.update(input), skip, words);
-      if (masks[k]!.sign === 1) addSlice(target, stream, done);
-      else subtractSlice(target, stream, done);
-    }
-    done += words;
-    skip = 0;
+  const streams = new MaskStreams(masks, offset);
+  for (let done = 0; done < target.length; done += SLICE_WORDS) {
+    streams.applyNext(target, done, Math.min(SLICE_WORDS, target.length - done));
   }
+}
+
+/**
+ * The masked input of a client in one pass over the update: the fixed-point encoding of
+ * `values` (drawing rounding coins from `random`) plus every mask, block by block, so each
+ * encoded block is masked while it is still in cache.
+ */
+export function encodeMasked(
+  values: Float32Array,
+  params: FixedPointParams,
+  masks: readonly SignedSeed[],
+  random: RandomSource,
+): Uint32Array {
+  for (const m of masks) checkRange(m.seed, 0, values.length);
+  const out = new Uint32Array(values.length);
+  const streams = new MaskStreams(masks, 0);
+  encodeBlocks(values, encodingConstants(params), random, (block, at) => {
+    streams.applyNext(block, 0, block.length);
+    out.set(block, at);
+  });
+  return out;
 }
 
 function addSlice(target: Uint32Array, words: Uint32Array, at: number): void {
