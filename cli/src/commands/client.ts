@@ -13,11 +13,15 @@ const usage = `fedmm client <run|inspect> [options]
 fedmm client run --gateway HOST:PORT --tenant NAME (--pki DIR | --cert FILE --key FILE --ca FILE)
                  --data DIR [--test DIR] --task ID [--task ID ...] --work DIR
                  [--seed N] [--classes a,b,c] [--accept-terms] [--personalize] [--backend wasm|cpu|auto]
+                 [--task-recheck SECONDS]
   Runs the company agent until SIGTERM or Ctrl-C: subscribes to the tasks' rounds, trains the
   round's adapters on --data when selected and uploads the update over mTLS. State, downloaded
   versions and evaluation.json live in --work; restarting with the same --work never uploads
   twice for a round. With --test every published version is evaluated on the local test set,
   and with --personalize a private adapter is trained on top and evaluated too.
+  It may start before its tasks exist: a task the platform does not know yet is checked again
+  with backoff, at least every --task-recheck seconds (default 15), and joined once created,
+  while the other tasks run. A task that exists without this tenant as a member is an error.
   --accept-terms signs the tasks' consortium terms with the client key (members who have not
   accepted are not selected).
 
@@ -59,12 +63,15 @@ async function runAgent(argv: string[]): Promise<number> {
       gateway: { type: 'string' }, tenant: { type: 'string' }, pki: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' },
       data: { type: 'string' }, test: { type: 'string' }, task: { type: 'string', multiple: true }, work: { type: 'string' }, seed: { type: 'string' },
       classes: { type: 'string' }, 'accept-terms': { type: 'boolean', default: false }, personalize: { type: 'boolean', default: false }, backend: { type: 'string', default: 'wasm' },
+      'task-recheck': { type: 'string' },
     },
   });
   for (const k of ['gateway', 'tenant', 'data', 'work'] as const) if (!values[k]) throw new UsageError(`--${k} is required`);
   if (!values.task || values.task.length === 0) throw new UsageError('name at least one --task ID');
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isSafeInteger(seed)) throw new UsageError(`--seed must be an integer, got ${values.seed}`);
+  const recheck = values['task-recheck'] === undefined ? undefined : Number(values['task-recheck']);
+  if (recheck !== undefined && !(Number.isFinite(recheck) && recheck > 0)) throw new UsageError(`--task-recheck must be a positive number of seconds, got ${values['task-recheck']}`);
   const tenant = values.tenant!;
   const tls = tlsMaterialOf(values, tenant);
   await initBackend(values.backend as BackendChoice);
@@ -81,6 +88,8 @@ async function runAgent(argv: string[]): Promise<number> {
     ...(classes ? { classes } : {}),
     acceptTerms: values['accept-terms'],
     personalize: values.personalize,
+    backend: values.backend as BackendChoice,
+    ...(recheck !== undefined ? { taskWait: { baseMs: Math.min(1000, recheck * 1000), capMs: recheck * 1000 } } : {}),
     log: createLogger({ component: 'agent' }),
   });
   const ac = new AbortController();

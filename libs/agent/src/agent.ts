@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { FedmmError, createLogger, type Logger } from '@fedmm/core';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { FedmmError, createLogger, sleep, type Logger } from '@fedmm/core';
 import { loadSamples, type LoadedDataset } from '@fedmm/data';
 import { events as epb, task as tpb } from '@fedmm/proto';
 import type { Sample as ModelSample } from '@fedmm/model';
 import { createLayout, sha256Hex } from '@fedmm/tensor';
 import { writeFileAtomic } from './atomic-file.js';
+import { backoffDelay, isRetryable } from './backoff.js';
 import { compileAgentConfig, type AgentConfig, type AgentOptions } from './config.js';
 import { GatewayConnection, type UploadOutcome } from './connection.js';
 import { evaluateLocal, type LocalEvaluation } from './evaluate.js';
 import { ModelSource } from './model-source.js';
 import { stderrSink, trainingProgress, transferProgress, type ProgressSink } from './progress.js';
 import { AgentState, type RoundEntry } from './state.js';
-import { toModelSamples, trainRound } from './training.js';
+import { toModelSamples, trainRoundInWorker, type RoundTraining } from './training.js';
 import type { UpdatePayload } from './update-payload.js';
 import { buildUpdatePayload } from './update-payload.js';
 import { flattenUpdate, maskedPayload, SecAggSession } from './secagg.js';
@@ -31,6 +33,11 @@ interface SavedUpdate {
   readonly tensors: { name: string; shape: number[]; modality?: string }[];
   readonly numExamples: number;
   readonly dp: { samplingRate: number; noiseMultiplier: number; steps: number };
+}
+
+/** Waits `ms`, or less when the signal aborts (never rejects). */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, signal).catch(() => undefined);
 }
 
 function isRoundClosed(e: unknown): boolean {
@@ -53,6 +60,8 @@ export class Agent {
   #dataset: LoadedDataset | undefined;
   #prepared: { tokenizerKey: string; train: ModelSample[]; test?: ModelSample[] } | undefined;
   readonly #termsSent = new Set<string>();
+  /** Tasks the platform did not know at the last check (each logged once while it is awaited). */
+  readonly #waitingFor = new Set<string>();
   /** Rounds being worked on in this process, so a catch-up and an event never start the same round twice. */
   readonly #inFlight = new Map<string, Promise<RoundOutcome>>();
   /** Evaluations of published versions, newest last. */
@@ -75,22 +84,123 @@ export class Agent {
     this.models = new ModelSource(this.connection, this.config.workDir, this.#log);
   }
 
-  /** Runs until `signal` aborts (SIGTERM in the CLI): subscribe, catch up after each (re)connection, answer round events. */
+  /**
+   * Runs until `signal` aborts (SIGTERM in the CLI): subscribes to the tasks that exist, catches up
+   * after each (re)connection and answers round events. Tasks the platform does not know yet are
+   * rechecked with capped backoff and joined as soon as they exist, without holding up the others.
+   * A task that exists without this tenant among its members ends the run with PERMISSION_DENIED:
+   * members are fixed when the task is created, so waiting cannot help.
+   */
   async run(signal: AbortSignal): Promise<void> {
     this.#log.info('agent started', { gateway: this.config.gateway, tasks: this.config.taskIds });
+    const live = new Set<string>();
     try {
-      for await (const item of this.connection.subscribe(this.config.taskIds, signal)) {
-        if (item.kind === 'connected') {
-          await this.catchUp(signal).catch((e: unknown) => this.#warnUnlessAborted(signal, 'catching up with the tasks failed', e));
-        } else {
-          await this.handleEvent(item.event, signal).catch((e: unknown) => this.#warnUnlessAborted(signal, 'handling a round event failed', e));
+      while (!signal.aborted) {
+        await this.#awaitLiveTasks(live, signal);
+        if (signal.aborted) break;
+        const waiting = this.config.taskIds.filter((t) => !live.has(t));
+        // Ends this subscription when a waited-for task appears, so the next one includes it.
+        const subscription = new AbortController();
+        const stop = (): void => subscription.abort();
+        signal.addEventListener('abort', stop, { once: true });
+        const watcher = waiting.length > 0 ? this.#watchTasks(waiting, live, subscription, signal) : Promise.resolve(undefined);
+        let fatal: unknown;
+        try {
+          for await (const item of this.connection.subscribe([...live], subscription.signal)) {
+            if (item.kind === 'connected') {
+              await this.catchUp(signal, [...live]).catch((e: unknown) => this.#warnUnlessAborted(signal, 'catching up with the tasks failed', e));
+            } else {
+              await this.handleEvent(item.event, signal).catch((e: unknown) => this.#warnUnlessAborted(signal, 'handling a round event failed', e));
+            }
+          }
+        } catch (e) {
+          if (!(e instanceof FedmmError && e.code === 'NOT_FOUND')) throw e;
+          // Not expected (tasks are never deleted), but a task the gateway no longer finds is waited for again.
+          this.#log.warn('the gateway refused the subscription for an unknown task; checking the tasks again', { err: e });
+          live.clear();
+        } finally {
+          subscription.abort();
+          signal.removeEventListener('abort', stop);
+          fatal = await watcher.catch((e: unknown) => e);
         }
+        if (fatal) throw fatal;
       }
     } finally {
       await Promise.allSettled(this.#inFlight.values());
       this.close();
       this.#log.info('agent stopped', {});
     }
+  }
+
+  /**
+   * Checks every task not yet live and adds those that exist to `live`; while none is live it keeps
+   * rechecking with the task-wait backoff. Throws PERMISSION_DENIED for a task this tenant is not a member of.
+   */
+  async #awaitLiveTasks(live: Set<string>, signal: AbortSignal): Promise<void> {
+    for (let retry = 0; !signal.aborted; retry++) {
+      const pending = this.config.taskIds.filter((t) => !live.has(t));
+      const found = await Promise.all(pending.map((t) => this.#taskExists(t, signal)));
+      pending.forEach((t, i) => {
+        if (found[i]) live.add(t);
+      });
+      if (live.size > 0) return;
+      await sleepUnlessAborted(backoffDelay(this.config.taskWait, retry), signal);
+    }
+  }
+
+  /** Rechecks the waited-for tasks with backoff; when one exists, ends `subscription` (resolves with a fatal error, if any). */
+  async #watchTasks(waiting: readonly string[], live: Set<string>, subscription: AbortController, signal: AbortSignal): Promise<FedmmError | undefined> {
+    for (let retry = 0; !subscription.signal.aborted; retry++) {
+      await sleepUnlessAborted(backoffDelay(this.config.taskWait, retry), subscription.signal);
+      if (subscription.signal.aborted) return undefined;
+      let appeared = false;
+      for (const t of waiting) {
+        try {
+          if (await this.#taskExists(t, signal)) {
+            live.add(t);
+            appeared = true;
+          }
+        } catch (e) {
+          subscription.abort();
+          if (e instanceof FedmmError) return e;
+          throw e;
+        }
+      }
+      if (appeared) {
+        subscription.abort();
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Whether a task exists for this tenant: true once GetTask answers, false while it is NOT_FOUND
+   * (logged once per task) or the gateway cannot be reached. PERMISSION_DENIED is thrown with what to do.
+   */
+  async #taskExists(taskId: string, signal: AbortSignal): Promise<boolean> {
+    try {
+      await this.connection.getTask(taskId, signal);
+    } catch (e) {
+      if (signal.aborted) return false;
+      if (e instanceof FedmmError && e.code === 'NOT_FOUND') {
+        if (!this.#waitingFor.has(taskId)) {
+          this.#waitingFor.add(taskId);
+          this.#log.warn('the task does not exist yet on the platform; waiting for it', { task: taskId, recheckEverySeconds: this.config.taskWait.capMs / 1000 });
+        }
+        return false;
+      }
+      if (e instanceof FedmmError && e.code === 'PERMISSION_DENIED') {
+        throw new FedmmError('PERMISSION_DENIED', `tenant ${this.config.tenant} is not a member of task ${taskId}, and members are fixed when a task is created, so waiting will not help: ask the consortium to create the task with ${this.config.tenant} among its members, or remove --task ${taskId} (${e.message})`, { task: taskId });
+      }
+      if (isRetryable(e)) {
+        this.#log.warn('could not reach the gateway to check the task; checking again later', { task: taskId, err: e });
+        return false;
+      }
+      throw e;
+    }
+    if (this.#waitingFor.delete(taskId)) this.#log.info('the task now exists; joining it', { task: taskId });
+    return true;
   }
 
   #warnUnlessAborted(signal: AbortSignal, msg: string, e: unknown): void {
@@ -102,28 +212,41 @@ export class Agent {
     this.connection.close();
   }
 
-  /** Asks the gateway for each task's current round and joins it if it is open for this tenant (events may have been missed). */
-  async catchUp(signal?: AbortSignal): Promise<RoundOutcome[]> {
+  /**
+   * Asks the gateway for each task's current round and joins it if it is open for this tenant
+   * (events may have been missed). A task that fails is logged and does not hold up the others.
+   */
+  async catchUp(signal?: AbortSignal, taskIds: readonly string[] = this.config.taskIds): Promise<RoundOutcome[]> {
     const out: RoundOutcome[] = [];
-    for (const taskId of this.config.taskIds) {
-      const res = await this.connection.getTask(taskId, signal);
-      const task = res.task;
-      if (!task) continue;
-      await this.#maybeAcceptTerms(task, signal);
-      const r = res.currentRound;
-      if (!r || (r.state !== tpb.RoundState.ROUND_STATE_OPEN && r.state !== tpb.RoundState.ROUND_STATE_COLLECTING)) continue;
-      const opened = epb.RoundOpened.fromPartial({
-        selected: r.selected,
-        inputVersionId: r.inputVersionId,
-        deadlineUnixMs: r.deadline ? r.deadline.seconds * 1000 + Math.floor(r.deadline.nanos / 1e6) : 0,
-        clientConfig: task.clientConfig,
-        ...(task.strategy ? { strategy: task.strategy } : {}),
-        ...(task.privacy ? { privacy: task.privacy } : {}),
-        attempt: r.attempt,
-      });
-      out.push(await this.joinRound(taskId, r.number, opened, signal));
+    for (const taskId of taskIds) {
+      try {
+        const outcome = await this.#catchUpTask(taskId, signal);
+        if (outcome) out.push(outcome);
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        this.#log.warn('catching up with the task failed', { task: taskId, err: e });
+      }
     }
     return out;
+  }
+
+  async #catchUpTask(taskId: string, signal?: AbortSignal): Promise<RoundOutcome | undefined> {
+    const res = await this.connection.getTask(taskId, signal);
+    const task = res.task;
+    if (!task) return undefined;
+    await this.#maybeAcceptTerms(task, signal);
+    const r = res.currentRound;
+    if (!r || (r.state !== tpb.RoundState.ROUND_STATE_OPEN && r.state !== tpb.RoundState.ROUND_STATE_COLLECTING)) return undefined;
+    const opened = epb.RoundOpened.fromPartial({
+      selected: r.selected,
+      inputVersionId: r.inputVersionId,
+      deadlineUnixMs: r.deadline ? r.deadline.seconds * 1000 + Math.floor(r.deadline.nanos / 1e6) : 0,
+      clientConfig: task.clientConfig,
+      ...(task.strategy ? { strategy: task.strategy } : {}),
+      ...(task.privacy ? { privacy: task.privacy } : {}),
+      attempt: r.attempt,
+    });
+    return this.joinRound(taskId, r.number, opened, signal);
   }
 
   async #maybeAcceptTerms(task: tpb.Task, signal?: AbortSignal): Promise<void> {
@@ -247,9 +370,18 @@ export class Agent {
     const model = await this.models.loadRound(opened.inputVersionId, signal);
     const data = await this.#samples(model.baseVersionId, model.base.tokenizer, model.base.config.numClasses);
     log.info('training', { samples: data.train.length, input: opened.inputVersionId });
-    const trained = trainRound({ model, samples: data.train, opened, taskId, round, seed: this.config.seed, onProgress: trainingProgress(`[${taskId} r${round}] train`, this.#progress) });
+    // The longest stretch the event loop could not run (keepalive acks, the round-event stream, SIGTERM) while training.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    let trained: RoundTraining;
+    try {
+      const onProgress = trainingProgress(`[${taskId} r${round}] train`, this.#progress);
+      trained = await trainRoundInWorker({ model, samples: data.train, opened, taskId, round, seed: this.config.seed, backend: this.config.backend, ...(signal ? { signal } : {}), onProgress });
+    } finally {
+      loopDelay.disable();
+    }
     const s = trained.result.stats;
-    log.info('trained', { epochs: s.epochs, steps: s.steps, seconds: s.seconds, samplesPerSec: Math.round(s.samplesPerSec), updateNorm: trained.result.stats.updateNorm, clipped: trained.result.stats.clipped, config: trained.config });
+    log.info('trained', { epochs: s.epochs, steps: s.steps, seconds: s.seconds, samplesPerSec: Math.round(s.samplesPerSec), updateNorm: s.updateNorm, clipped: s.clipped, config: trained.config, eventLoopMaxDelayMs: Math.round(loopDelay.max / 1e6) });
     const payload = buildUpdatePayload(trained.delta);
     const uploadId = `${tenant}.${taskId}.r${round}.a${attempt}.${randomBytes(6).toString('hex')}`;
     const meta: SavedUpdate = {

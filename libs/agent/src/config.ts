@@ -1,8 +1,12 @@
 import { resolve } from 'node:path';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { FedmmError, type Logger } from '@fedmm/core';
+import type { BackendChoice } from '@fedmm/model';
 import type { TlsMaterial } from '@fedmm/pki';
 import type { BackoffPolicy } from './backoff.js';
+
+/** Rechecks of a task that does not exist yet: from 1 s, doubling, then every 15 s for as long as the agent runs. */
+export const DEFAULT_TASK_WAIT: BackoffPolicy = Object.freeze({ baseMs: 1000, capMs: 15_000, maxAttempts: Infinity });
 import type { PersonalizationOptions } from './evaluate.js';
 import type { ProgressSink } from './progress.js';
 
@@ -29,15 +33,21 @@ export interface AgentOptions {
   readonly acceptTerms?: boolean;
   /** Train a private adapter after each published version and report both accuracies (needs testDir). */
   readonly personalize?: PersonalizationOptions | boolean;
+  /** The tfjs backend the training worker initialises (default 'wasm'; the CLI's --backend). */
+  readonly backend?: BackendChoice;
   readonly backoff?: BackoffPolicy;
+  /** How often a task the platform does not know yet is checked again (default {@link DEFAULT_TASK_WAIT}; its tries are unlimited). */
+  readonly taskWait?: Partial<Pick<BackoffPolicy, 'baseMs' | 'capMs'>>;
   readonly chunkBytes?: number;
   readonly log?: Logger;
   readonly progress?: ProgressSink;
 }
 
 /** Options with defaults filled and checked; every later layer trusts it. */
-export interface AgentConfig extends Omit<AgentOptions, 'seed' | 'personalize'> {
+export interface AgentConfig extends Omit<AgentOptions, 'seed' | 'personalize' | 'taskWait' | 'backend'> {
   readonly seed: number;
+  readonly backend: BackendChoice;
+  readonly taskWait: BackoffPolicy;
   readonly personalize?: PersonalizationOptions;
   readonly dataDir: string;
   readonly workDir: string;
@@ -57,10 +67,14 @@ export function compileAgentConfig(o: AgentOptions): AgentConfig {
   if (!Number.isSafeInteger(seed)) throw bad(`seed must be an integer, got ${seed}`);
   const personalize = o.personalize === true ? {} : o.personalize === false || o.personalize === undefined ? undefined : o.personalize;
   if (personalize && !o.testDir) throw bad('personalization is reported on the test set; pass --test DIR');
-  const { personalize: _p, seed: _s, ...rest } = o;
+  const taskWait: BackoffPolicy = Object.freeze({ ...DEFAULT_TASK_WAIT, ...o.taskWait, maxAttempts: Infinity });
+  if (!(taskWait.baseMs > 0 && taskWait.capMs >= taskWait.baseMs)) throw bad(`the task recheck interval must be positive with cap >= base, got base ${taskWait.baseMs} ms, cap ${taskWait.capMs} ms`);
+  const { personalize: _p, seed: _s, taskWait: _w, ...rest } = o;
   return Object.freeze({
     ...rest,
     seed,
+    backend: o.backend ?? 'wasm',
+    taskWait,
     dataDir: resolve(o.dataDir),
     workDir: resolve(o.workDir),
     ...(o.testDir ? { testDir: resolve(o.testDir) } : {}),

@@ -30,6 +30,8 @@ export interface Artifact {
 /** The starting point of a round: the frozen base and the round's global adapters. */
 export interface RoundModel {
   readonly base: BaseModel;
+  /** The base version's artifact file (cached by sha256), for a worker thread that loads its own copy. */
+  readonly baseFile: string;
   readonly baseVersionId: string;
   readonly inputVersionId: string;
   readonly adapters: AdapterSet;
@@ -64,7 +66,7 @@ export class ModelSource {
   readonly #log: Logger;
   readonly #indexFile: string;
   #index: Record<string, VersionRecord>;
-  #base: { versionId: string; model: BaseModel } | undefined;
+  #base: { versionId: string; model: BaseModel; file: string } | undefined;
   #taskId = '';
 
   constructor(conn: GatewayConnection, workDir: string, log: Logger) {
@@ -138,12 +140,13 @@ export class ModelSource {
   async loadRound(inputVersionId: string, signal?: AbortSignal): Promise<RoundModel> {
     const { base: baseRec, chain } = await this.resolveBase(inputVersionId, signal);
     const base = await this.loadBaseModel(baseRec.versionId, signal);
+    const baseFile = this.#base!.file;
     const input = chain[0];
     if (!input) throw new FedmmError('FAILED_PRECONDITION', `the round's input ${inputVersionId} is a base version; a task trains from an adapter version whose parent is the base`);
     const art = readArtifact((await this.fetch(input.versionId, signal)).file);
     const rank = rankOf(art.tensors);
     const alpha = await this.#alphaOf(art, chain, rank, signal);
-    return { base, baseVersionId: baseRec.versionId, inputVersionId, adapters: { rank, alpha, tensors: art.tensors }, modalities: input.modalities };
+    return { base, baseFile, baseVersionId: baseRec.versionId, inputVersionId, adapters: { rank, alpha, tensors: art.tensors }, modalities: input.modalities };
   }
 
   // Aggregated versions need not repeat the LoRA alpha; it is fixed for a task, so the nearest
@@ -166,13 +169,14 @@ export class ModelSource {
   /** The frozen base model of a base version (kept in memory; a new base releases the old one). */
   async loadBaseModel(versionId: string, signal?: AbortSignal): Promise<BaseModel> {
     if (this.#base?.versionId === versionId) return this.#base.model;
-    const art = readArtifact((await this.fetch(versionId, signal)).file);
+    const { file } = await this.fetch(versionId, signal);
+    const art = readArtifact(file);
     if (art.metadata[BASE_METADATA_KEYS.config] === undefined) {
       throw new FedmmError('FAILED_PRECONDITION', `base version ${versionId} carries no ${BASE_METADATA_KEYS.config} metadata; register bases with saveBase's metadata`);
     }
     const model = loadBase({ tensors: art.tensors, metadata: { ...art.metadata } });
     this.#base?.model.dispose();
-    this.#base = { versionId, model };
+    this.#base = { versionId, model, file };
     return model;
   }
 

@@ -1,8 +1,9 @@
-import { FedmmError } from '@fedmm/core';
+import { Worker } from 'node:worker_threads';
+import { FedmmError, type ErrorCode } from '@fedmm/core';
 import type { Sample as DataSample } from '@fedmm/data';
 import { privatizeBatchGradient } from '@fedmm/dp';
 import { events as epb } from '@fedmm/proto';
-import { adapterDelta, deriveSeed, train, type Sample as ModelSample, type Tokenizer, type TrainProgress, type TrainResult } from '@fedmm/model';
+import { adapterDelta, deriveSeed, train, type AdapterSet, type BackendChoice, type Sample as ModelSample, type Tokenizer, type TrainProgress, type TrainResult } from '@fedmm/model';
 import type { RoundModel } from './model-source.js';
 import type { UpdateTensor } from './update-payload.js';
 
@@ -162,4 +163,81 @@ export function trainRound(input: {
     ? { samplingRate: config.batchSize / n, noiseMultiplier: config.recordDp.noiseMultiplier, steps: result.stats.steps }
     : { samplingRate: 0, noiseMultiplier: 0, steps: 0 };
   return { delta: tensors, numExamples: n, result, config, dp };
+}
+
+/** What the training worker needs: everything {@link trainRound} takes, with the base as its (sha256-checked) artifact file. */
+export interface TrainingJob {
+  readonly backend: BackendChoice;
+  readonly baseFile: string;
+  readonly baseVersionId: string;
+  readonly inputVersionId: string;
+  readonly adapters: AdapterSet;
+  readonly modalities: Readonly<Record<string, string>>;
+  readonly samples: readonly ModelSample[];
+  /** The RoundOpened event, encoded. */
+  readonly opened: Uint8Array;
+  readonly taskId: string;
+  readonly round: number;
+  readonly seed: number;
+}
+
+/** Messages of the training worker. */
+export type TrainingMessage =
+  | { readonly kind: 'progress'; readonly progress: TrainProgress }
+  | { readonly kind: 'done'; readonly training: RoundTraining }
+  | { readonly kind: 'error'; readonly code: ErrorCode; readonly message: string };
+
+/**
+ * {@link trainRound} on a worker thread, so the agent's event loop keeps serving gRPC keepalives,
+ * the round-event stream and signals however long training takes. Aborting `signal` terminates
+ * the worker at once (mid-batch) and rejects with the signal's reason. Same seed, same backend,
+ * same update as on the calling thread.
+ */
+export function trainRoundInWorker(input: {
+  model: RoundModel;
+  samples: readonly ModelSample[];
+  opened: epb.RoundOpened;
+  taskId: string;
+  round: number;
+  seed: number;
+  backend: BackendChoice;
+  signal?: AbortSignal;
+  onProgress?: (p: TrainProgress) => void;
+}): Promise<RoundTraining> {
+  const job: TrainingJob = {
+    backend: input.backend,
+    baseFile: input.model.baseFile,
+    baseVersionId: input.model.baseVersionId,
+    inputVersionId: input.model.inputVersionId,
+    adapters: input.model.adapters,
+    modalities: input.model.modalities,
+    samples: input.samples,
+    opened: epb.RoundOpened.encode(input.opened).finish(),
+    taskId: input.taskId,
+    round: input.round,
+    seed: input.seed,
+  };
+  return new Promise<RoundTraining>((resolve, reject) => {
+    const { signal } = input;
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const worker = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { fedmmTraining: job } });
+    let settled = false;
+    const settle = (err: unknown, training?: RoundTraining): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      void worker.terminate();
+      if (training) resolve(training);
+      else reject(err);
+    };
+    const onAbort = (): void => settle(signal?.reason ?? new FedmmError('ABORTED', 'local training cancelled'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.on('message', (m: TrainingMessage) => {
+      if (m.kind === 'progress') input.onProgress?.(m.progress);
+      else if (m.kind === 'done') settle(undefined, m.training);
+      else settle(new FedmmError(m.code, m.message));
+    });
+    worker.on('error', (e) => settle(new FedmmError('INTERNAL', `the training worker failed: ${e.message}`)));
+    worker.on('exit', (code) => settle(new FedmmError('INTERNAL', `the training worker exited (code ${code}) before it finished`)));
+  });
 }

@@ -28,6 +28,8 @@ export interface AgentProcess {
   readonly tenant: string;
   readonly workDir: string;
   readonly child: ChildProcess;
+  /** Resolves when the process has exited, with how and when. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   readonly records: LogRecord[];
   /** Every line it wrote (JSON logs and progress), for failure messages. */
   readonly lines: string[];
@@ -38,9 +40,10 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `fedmm client run` for a tenant of the harness's PKI. */
-export function startAgent(spec: { tenant: string; gateway: string; pkiDir: string; dataDir: string; taskId: string; workDir: string; testDir?: string }): AgentProcess {
-  const args = [BIN, 'client', 'run', '--gateway', spec.gateway, '--tenant', spec.tenant, '--pki', spec.pkiDir, '--data', spec.dataDir, '--task', spec.taskId, '--work', spec.workDir, '--seed', '5', ...(spec.testDir ? ['--test', spec.testDir] : [])];
+/** Starts `fedmm client run` for a tenant of the harness's PKI (`taskId` may name several tasks; `extraArgs` go last). */
+export function startAgent(spec: { tenant: string; gateway: string; pkiDir: string; dataDir: string; taskId: string | readonly string[]; workDir: string; testDir?: string; extraArgs?: readonly string[] }): AgentProcess {
+  const tasks = (typeof spec.taskId === 'string' ? [spec.taskId] : spec.taskId).flatMap((t) => ['--task', t]);
+  const args = [BIN, 'client', 'run', '--gateway', spec.gateway, '--tenant', spec.tenant, '--pki', spec.pkiDir, '--data', spec.dataDir, ...tasks, '--work', spec.workDir, '--seed', '5', ...(spec.testDir ? ['--test', spec.testDir] : []), ...(spec.extraArgs ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMM_LOG_LEVEL: 'info' } });
   const records: LogRecord[] = [];
   const lines: string[] = [];
@@ -57,15 +60,16 @@ export function startAgent(spec: { tenant: string; gateway: string; pkiDir: stri
     }
   };
   for (const s of [child.stdout, child.stderr]) createInterface({ input: s }).on('line', onLine);
-  const exited = new Promise<void>((r) => child.once('exit', () => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((r) => child.once('exit', (code, signal) => {
     for (const w of [...waiters]) w();
-    r();
+    r({ code, signal, at: Date.now() });
   }));
   const tail = (n = 40): string => lines.slice(-n).join('\n');
   return {
     tenant: spec.tenant,
     workDir: spec.workDir,
     child,
+    exited,
     records,
     lines,
     tail,
