@@ -14,6 +14,8 @@ export interface GatewayConfig {
   readonly rateMaxWaitMs: number;
   /** An upload session nobody touched for this long is dropped and its shards rejected. */
   readonly uploadSessionIdleMs: number;
+  /** How long a gateway's hold on an upload lasts between renewals; another gateway takes a lapsed one over. */
+  readonly uploadLeaseMs: number;
   /** Decoded update bytes one upload may have in flight to Kafka (its memory window). */
   readonly uploadWindowBytes: number;
   /** Longest ReceiveSecAggMessages waits, whatever the client asks. */
@@ -30,6 +32,7 @@ export function readGatewayConfig(read: EnvReader, _base: BaseConfig): GatewayCo
     bytesPerSecond: read.int('FEDMM_GATEWAY_BYTES_PER_SECOND', 0, { min: 0 }),
     rateMaxWaitMs: read.int('FEDMM_GATEWAY_RATE_MAX_WAIT_MS', 10_000, { min: 0 }),
     uploadSessionIdleMs: read.int('FEDMM_GATEWAY_UPLOAD_IDLE_MS', 15 * 60_000, { min: 1000 }),
+    uploadLeaseMs: read.int('FEDMM_GATEWAY_UPLOAD_LEASE_MS', 10_000, { min: 1000, max: 300_000 }),
     uploadWindowBytes: read.int('FEDMM_GATEWAY_UPLOAD_WINDOW_BYTES', 8 * 1024 * 1024, { min: 1024 * 1024, max: 1024 * 1024 * 1024 }),
     secaggMaxWaitSeconds: read.int('FEDMM_GATEWAY_SECAGG_MAX_WAIT_SECONDS', 60, { min: 0, max: 600 }),
     subscriberQueueLimit: read.int('FEDMM_GATEWAY_SUBSCRIBER_QUEUE', 1000, { min: 1 }),

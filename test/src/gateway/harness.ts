@@ -91,6 +91,10 @@ export interface Harness {
   client(tenant: string, opts?: { otherCa?: boolean }): GatewayClient;
   clientWith(creds: ChannelCredentials): GatewayClient;
   caPem(): string;
+  /** Another gateway on the same store, bus, registry and coordinator (stopped by the caller). */
+  startGateway(env?: Record<string, string>): Promise<HostedService>;
+  /** A client of `gateway` presenting `tenant`'s certificate. */
+  clientOf(gateway: HostedService, tenant: string): GatewayClient;
   stop(): Promise<void>;
 }
 
@@ -111,7 +115,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   const aggregator = await startFakeAggregator(tasks);
   const common = { FEDMM_GRPC_HOST: '127.0.0.1', FEDMM_GRPC_PORT: '0', FEDMM_DATA_DIR: join(root, 'data'), FEDMM_SHUTDOWN_GRACE_MS: '500' };
   const registry = await hostService(registryModule, { ...common }, { bus, store, log });
-  const gateway = await hostService(gatewayModule, {
+  const gatewayEnv = {
     ...common,
     FEDMM_TLS_CERT: join(pkiDir, PkiFiles.serverCert),
     FEDMM_TLS_KEY: join(pkiDir, PkiFiles.serverKey),
@@ -119,18 +123,22 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     FEDMM_AGGREGATOR_ADDR: aggregator.address,
     FEDMM_REGISTRY_ADDR: registry.address,
     ...env,
-  }, { bus, store, log });
+  };
+  const gateway = await hostService(gatewayModule, gatewayEnv, { bus, store, log });
   const clients: GatewayClient[] = [];
-  const clientWith = (creds: ChannelCredentials): GatewayClient => {
-    const c = createRpcClient(gpb.GatewayServiceService, `localhost:${gateway.port}`, creds);
+  const clientAt = (gw: HostedService, creds: ChannelCredentials): GatewayClient => {
+    const c = createRpcClient(gpb.GatewayServiceService, `localhost:${gw.port}`, creds);
     clients.push(c);
     return c;
   };
+  const clientWith = (creds: ChannelCredentials): GatewayClient => clientAt(gateway, creds);
   return {
     pkiDir, otherPkiDir, bus, store, tasks, gateway, registry,
     client: (tenant, opts = {}) => clientWith(clientCredentials(readClientTlsFiles(opts.otherCa ? otherPkiDir : pkiDir, tenant))),
     clientWith,
     caPem: () => readClientTlsFiles(pkiDir, 'acme').caPem,
+    startGateway: (more = {}) => hostService(gatewayModule, { ...gatewayEnv, ...more }, { bus, store, log }),
+    clientOf: (gw, tenant) => clientAt(gw, clientCredentials(readClientTlsFiles(pkiDir, tenant))),
     async stop() {
       for (const c of clients) c.close();
       await gateway.stop();
