@@ -3,10 +3,16 @@
 // Prints, per (clients, parameters): wall time of the whole round simulated in this process
 // (clients one after another), wall time with the clients running in parallel (per stage the
 // slowest client plus the server), bytes each client sends and receives, and secagg/plain ratios.
+// Each secure round runs twice: with the server unmasking on this thread alone, and with an
+// UnmaskPool of --threads threads (default: the available parallelism) sharing the unmasking.
 import { createHash } from 'node:crypto';
-import { SecAggClient, SecAggServer, seededRandom } from '@fedmm/secagg';
+import { availableParallelism } from 'node:os';
+import { SecAggClient, SecAggServer, seededRandom, UnmaskPool } from '@fedmm/secagg';
 
 const quick = process.argv.includes('--quick');
+const threadsArg = process.argv.indexOf('--threads');
+const THREADS = threadsArg > 0 ? Number(process.argv[threadsArg + 1]) : availableParallelism();
+const pool = new UnmaskPool({ threads: THREADS });
 const CASES = quick
   ? [[10, 100_000], [50, 100_000]]
   : [[10, 1_000_000], [10, 10_000_000], [50, 1_000_000], [50, 10_000_000]];
@@ -68,7 +74,7 @@ function plainRound(n, length, updates) {
   return { serial, parallel: Math.max(...clientMs) + serverMs, up: mean1(upBytes), down: 0, result: mean };
 }
 
-async function secureRound(n, length, updates) {
+async function secureRound(n, length, updates, unmaskPool) {
   const stageClient = [[], [], [], []];
   const stageServer = [0, 0, 0, 0, 0];
   const up = new Map();
@@ -110,7 +116,7 @@ async function secureRound(n, length, updates) {
     srv(3, () => server.acceptUnmask(r));
   }
   let t = now();
-  const { sum } = await server.finish();
+  const { sum } = await server.finish(unmaskPool === undefined ? {} : { pool: unmaskPool });
   const mean = new Float32Array(length);
   for (let i = 0; i < length; i++) mean[i] = sum[i] / n;
   stageServer[4] += now() - t;
@@ -119,7 +125,7 @@ async function secureRound(n, length, updates) {
   const parallel = stageClient.reduce((s, times) => s + Math.max(...times), 0) + serverMs;
   return {
     serial, parallel, up: mean1([...up.values()]), down: mean1([...down.values()]), result: mean,
-    detail: { maskMs: mean1(stageClient[2]), unmaskMs: stageServer[4], shares: sharesFor(n), threshold: thresholdFor(n) },
+    detail: { maskMs: mean1(stageClient[2]), sumMs: stageServer[2], unmaskMs: stageServer[4], shares: sharesFor(n), threshold: thresholdFor(n) },
   };
 }
 
@@ -131,7 +137,7 @@ console.log(`node ${process.version}, ${quick ? 'quick' : 'full'} run; times in 
 // Warm the JIT on both paths so that the first measured case is not charged for compilation.
 {
   const w = (id) => update(`warm/${id}`, 20_000);
-  for (let i = 0; i < 3; i++) { plainRound(10, 20_000, w); await secureRound(10, 20_000, w); }
+  for (let i = 0; i < 3; i++) { plainRound(10, 20_000, w); await secureRound(10, 20_000, w); await secureRound(10, 20_000, w, pool); }
 }
 const rows = [];
 for (const [n, length] of CASES) {
@@ -140,26 +146,34 @@ for (const [n, length] of CASES) {
   const updates = (id) => { if (!cache.has(id)) { if (cache.size > 0 && length > 2_000_000) cache.clear(); cache.set(id, update(`u/${id}`, length)); } return cache.get(id); };
   const plain = plainRound(n, length, updates);
   const secure = await secureRound(n, length, updates);
+  const pooled = await secureRound(n, length, updates, pool);
   let maxErr = 0;
-  for (let i = 0; i < length; i++) maxErr = Math.max(maxErr, Math.abs(plain.result[i] - secure.result[i]));
+  for (let i = 0; i < length; i++) maxErr = Math.max(maxErr, Math.abs(plain.result[i] - secure.result[i]), Math.abs(plain.result[i] - pooled.result[i]));
   const row = {
     clients: n, params: length, shares: secure.detail.shares, threshold: secure.detail.threshold,
     plainSerial: plain.serial, secureSerial: secure.serial, serialRatio: secure.serial / plain.serial,
     plainParallel: plain.parallel, secureParallel: secure.parallel, parallelRatio: secure.parallel / plain.parallel,
     plainBytes: plain.up + plain.down, secureBytes: secure.up + secure.down, bytesRatio: (secure.up + secure.down) / (plain.up + plain.down),
-    maskMs: secure.detail.maskMs, unmaskMs: secure.detail.unmaskMs, maxErr,
+    pooledParallel: pooled.parallel, pooledRatio: pooled.parallel / plain.parallel,
+    maskMs: secure.detail.maskMs, sumMs: secure.detail.sumMs, unmaskMs: secure.detail.unmaskMs, pooledUnmaskMs: pooled.detail.unmaskMs, maxErr,
   };
   rows.push(row);
   console.log(
     `${n} clients x ${(length / 1e6).toFixed(1)}M params (numShares ${row.shares}, threshold ${row.threshold}):\n` +
     `  wall, clients in turn:     plain ${fmt(row.plainSerial)}  secagg ${fmt(row.secureSerial)}  ratio ${row.serialRatio.toFixed(2)}x\n` +
     `  wall, clients in parallel: plain ${fmt(row.plainParallel)}  secagg ${fmt(row.secureParallel)}  ratio ${row.parallelRatio.toFixed(2)}x\n` +
+    `  same, unmasking on ${THREADS} threads:  secagg ${fmt(row.pooledParallel)}  ratio ${row.pooledRatio.toFixed(2)}x\n` +
     `  bytes per client (up+down): plain ${mib(row.plainBytes)}  secagg ${mib(row.secureBytes)}  ratio ${row.bytesRatio.toFixed(4)}x\n` +
-    `  client masking ${fmt(row.maskMs)} each, server unmasking ${fmt(row.unmaskMs)}; max |mean difference| ${row.maxErr.toExponential(2)}\n`,
+    `  client encoding and masking ${fmt(row.maskMs)} each; server summing ${fmt(row.sumMs)}, unmasking ${fmt(row.unmaskMs)} ` +
+    `(${fmt(row.pooledUnmaskMs)} on ${THREADS} threads); max |mean difference| ${row.maxErr.toExponential(2)}\n`,
   );
 }
-console.log('| clients | params | wall plain (parallel clients) | wall secagg | ratio | wall ratio, clients in turn | bytes/client plain | bytes/client secagg | ratio |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log(`| clients | params | numShares / threshold | wall plain (clients in parallel) | wall secagg | ratio | ratio, unmasking on ${THREADS} threads | ratio, clients in turn | client encode + mask | server unmask (1 / ${THREADS} threads) | bytes/client plain | bytes/client secagg | ratio |`);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.clients} | ${(r.params / 1e6).toFixed(0)}M | ${fmt(r.plainParallel)} | ${fmt(r.secureParallel)} | ${r.parallelRatio.toFixed(2)}x | ${r.serialRatio.toFixed(2)}x | ${mib(r.plainBytes)} | ${mib(r.secureBytes)} | ${r.bytesRatio.toFixed(4)}x |`);
+  console.log(
+    `| ${r.clients} | ${(r.params / 1e6).toFixed(0)}M | ${r.shares} / ${r.threshold} | ${fmt(r.plainParallel)} | ${fmt(r.secureParallel)} | ${r.parallelRatio.toFixed(2)}x | ` +
+    `${r.pooledRatio.toFixed(2)}x | ${r.serialRatio.toFixed(2)}x | ${fmt(r.maskMs)} | ${fmt(r.unmaskMs)} / ${fmt(r.pooledUnmaskMs)} | ${mib(r.plainBytes)} | ${mib(r.secureBytes)} | ${r.bytesRatio.toFixed(4)}x |`,
+  );
 }
+await pool.close();

@@ -1,6 +1,7 @@
 export { SecAggClient, type ClientStage, type SecAggClientOptions } from './client.js';
 export { SecAggServer, type SecAggResult, type SecAggServerOptions, type ServerStage } from './server.js';
 export { MaskedSumAccumulator, unmaskAndDecodeShard, unmaskShard, type UnmaskShardInput } from './unmask.js';
+export { UnmaskPool, type UnmaskPoolOptions } from './unmask-pool.js';
 export {
   compileRoundConfig,
   effectiveShares,
@@ -34,7 +35,7 @@ export {
   quantizationErrorBound,
   type FixedPointParams,
 } from './fixed-point.js';
-export { applyMask, applyMasks, MASK_SEED_BYTES, maskRange, type SignedSeed } from './prg.js';
+export { applyMask, applyMasks, encodeMasked, MASK_SEED_BYTES, maskRange, type SignedSeed } from './prg.js';
 export { addInto, subtractFrom } from './ring.js';
 export { neighbourGraph } from './neighbours.js';
 export { seededRandom, systemRandom, type RandomSource } from './random.js';

@@ -27,7 +27,9 @@ import { MASK_SEED_BYTES } from './prg.js';
 import { randomBytesFrom, systemRandom } from './random.js';
 import { addInto } from './ring.js';
 import { combineShares, SHARE_BYTES } from './shamir.js';
-import { unmaskAndDecodeShard } from './unmask.js';
+import { decodeSum } from './fixed-point.js';
+import { unmaskShard } from './unmask.js';
+import type { UnmaskPool } from './unmask-pool.js';
 import { sameList } from './validate.js';
 
 /** Where the server is in its round. */
@@ -251,8 +253,9 @@ export class SecAggServer {
    * Closes stage 3 and reconstructs: each survivor's self-mask seed and each dropped client's
    * masking key, from which the pairwise masks its surviving neighbours added are recomputed.
    * Fails the round before combining anything when some secret has fewer than `threshold` shares.
+   * With `pool`, the server's own sum (if it summed the inputs) is unmasked over its threads.
    */
-  async finish(): Promise<SecAggResult> {
+  async finish(options: { readonly pool?: UnmaskPool } = {}): Promise<SecAggResult> {
     this.expectStage('unmask', 'finish');
     const { threshold } = this.config;
     const seedShares = this.collect((r) => r.seedShares);
@@ -295,9 +298,12 @@ export class SecAggServer {
     this.current = 'done';
     this.responses.clear();
     if (this.sum === undefined) return { plan };
-    const sum = unmaskAndDecodeShard({ plan, maskedSum: this.sum, offset: 0 });
+    const maskedSum = this.sum;
     this.sum = undefined;
-    return { plan, sum };
+    const unmasked = options.pool === undefined
+      ? unmaskShard({ plan, maskedSum, offset: 0 })
+      : await options.pool.unmaskShard({ plan, maskedSum, offset: 0 });
+    return { plan, sum: decodeSum(unmasked, plan.survivors.length, plan.encoding) };
   }
 
   /** Ends the round without a result (deadline, operator abort); drops every share collected. */

@@ -1,8 +1,9 @@
 import { failedPrecondition, invalidArgument } from '@fedmm/core';
 import { decodeSum } from './fixed-point.js';
 import type { UnmaskPlan } from './messages.js';
-import { applyMasks } from './prg.js';
+import { applyMasks, type SignedSeed } from './prg.js';
 import { addInto } from './ring.js';
+import type { UnmaskPool } from './unmask-pool.js';
 import { sameList } from './validate.js';
 
 /** Input of `unmaskShard`: a worker's masked sum of coordinates [offset, offset + maskedSum.length). */
@@ -17,13 +18,23 @@ export interface UnmaskShardInput {
  * in place, generating only that range of each mask stream; returns the unmasked encoded sum.
  */
 export function unmaskShard({ plan, maskedSum, offset }: UnmaskShardInput): Uint32Array {
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset + maskedSum.length > plan.vectorLength) {
+  checkShardRange(plan, maskedSum.length, offset);
+  applyMasks(maskedSum, unmaskingMasks(plan), offset);
+  return maskedSum;
+}
+
+/** Refuses a shard range that does not lie within the plan's vector. */
+export function checkShardRange(plan: UnmaskPlan, length: number, offset: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > plan.vectorLength) {
     throw invalidArgument(
-      `shard [${offset}, ${offset + maskedSum.length}) lies outside the ${plan.vectorLength} coordinates of round ${plan.roundId}`,
+      `shard [${offset}, ${offset + length}) lies outside the ${plan.vectorLength} coordinates of round ${plan.roundId}`,
     );
   }
-  applyMasks(maskedSum, plan.corrections.map((c) => ({ seed: c.seed, sign: c.sign === 1 ? -1 : 1 })), offset);
-  return maskedSum;
+}
+
+/** The masks that remove the plan's corrections: each with the opposite sign. */
+export function unmaskingMasks(plan: UnmaskPlan): SignedSeed[] {
+  return plan.corrections.map((c) => ({ seed: c.seed, sign: c.sign === 1 ? -1 : 1 }));
 }
 
 /** Unmasks a shard and decodes it to the float sum of the survivors' clipped updates. */
@@ -62,12 +73,23 @@ export class MaskedSumAccumulator {
 
   /** Unmasks and decodes the shard; fails if the contributors are not exactly the plan's survivors. */
   finish(plan: UnmaskPlan): Float32Array {
+    this.checkContributors(plan);
+    return unmaskAndDecodeShard({ plan, maskedSum: this.sum, offset: this.offset });
+  }
+
+  /** `finish`, with the unmasking split over the threads of `pool`. */
+  async finishInPool(plan: UnmaskPlan, pool: UnmaskPool): Promise<Float32Array> {
+    this.checkContributors(plan);
+    const sum = await pool.unmaskShard({ plan, maskedSum: this.sum, offset: this.offset });
+    return decodeSum(sum, plan.survivors.length, plan.encoding);
+  }
+
+  private checkContributors(plan: UnmaskPlan): void {
     if (!sameList(this.clients, [...plan.survivors].sort())) {
       throw failedPrecondition(
         `shard at ${this.offset} summed inputs of [${this.clients.join(', ')}] but round ${plan.roundId} ` +
           `unmasks exactly [${plan.survivors.join(', ')}]; rebuild the shard sum from the survivors' inputs`,
       );
     }
-    return unmaskAndDecodeShard({ plan, maskedSum: this.sum, offset: this.offset });
   }
 }
