@@ -59,9 +59,9 @@ function foldLikeWorker(msgs: BusMessage[]): { sum: Float32Array; accepted: numb
       rejected.push(v.shard);
       continue;
     }
-    assert.equal(pieces?.size, v.seqCount, `shard ${v.shard} has all its chunks at its accept verdict`);
+    assert.ok(pieces && pieces.size === v.seqCount, `shard ${v.shard} has all its chunks at its accept verdict`);
     accepted.push(v.shard);
-    for (const p of pieces!.values()) for (let i = 0; i < p.values.length; i++) sum[p.elementOffset + i]! += p.values[i]!;
+    for (const p of pieces.values()) for (let i = 0; i < p.values.length; i++) sum[p.elementOffset + i]! += p.values[i]!;
   }
   return { sum, accepted, rejected };
 }
