@@ -13,7 +13,7 @@ import { createStrategy, selectKrum, sumPartialDistances } from '@fedmm/aggregat
 import type { ReceivedUpdate, RoundRecord, RoundState, TaskRecord } from './types.js';
 import type { AuditPort, MechanismEvent, PrivacyPort, RegistryPort, ValuationPort } from '../ports/index.js';
 import { validateNewTask, type NewTask } from './task-validation.js';
-import { SecAggDriver } from '../secagg/driver.js';
+import { groupOfClient, isSecureRound, SecAggDriver, secureGroups, unmaskedSurvivors } from '../secagg/driver.js';
 
 export interface CoordinatorDeps {
   store: Store;
@@ -219,9 +219,9 @@ export class Coordinator {
         metrics: {},
       };
       try {
-        if (task.privacy.secureAggregation) round.secagg = this.secagg.plan(task, round, layout.totalElements);
+        if (task.privacy.secureAggregation) Object.assign(round, this.secagg.plan(task, round, layout.totalElements));
         await this.fencedPut(roundKey(taskId, n), round);
-        if (round.secagg) await this.secagg.sendSetup(round);
+        if (isSecureRound(round)) await this.secagg.sendSetup(round);
         await this.fencedPut(activeKey(taskId), { taskId, round: n, attempt });
         await this.fencedPut(taskKey(taskId), { ...task, currentRound: n, state: 'running' });
       } catch (e) {
@@ -229,7 +229,8 @@ export class Coordinator {
         throw e;
       }
       await this.d.audit.append(taskId, 'round.opened', { round: n, attempt, inputVersionId: input.versionId, deadlineAt: round.deadlineAt }, 'coordinator');
-      await this.d.audit.append(taskId, 'round.selection', { round: n, attempt, selected, seed: `${taskId}/${n}/${attempt}` }, 'coordinator');
+      const groups = round.secaggGroups?.map((g) => ({ id: g.group, members: g.participants }));
+      await this.d.audit.append(taskId, 'round.selection', { round: n, attempt, selected, seed: `${taskId}/${n}/${attempt}`, ...(groups ? { secureAggregationGroups: groups } : {}) }, 'coordinator');
       await this.publishEvent(taskId, n, {
         $case: 'opened',
         value: epb.RoundOpened.fromPartial({
@@ -273,7 +274,7 @@ export class Coordinator {
     if (r.state !== 'open' && r.state !== 'collecting') throw new FedmmError('FAILED_PRECONDITION', `round ${n} of task ${taskId} is ${r.state}, not open for uploads`);
     if (!r.selected.includes(tenant)) throw new FedmmError('PERMISSION_DENIED', `tenant ${tenant} was not selected for round ${n} of task ${taskId}`);
     if (r.received.some((u) => u.tenant === tenant)) throw new FedmmError('ALREADY_EXISTS', `tenant ${tenant} already uploaded its update for round ${n} of task ${taskId}`);
-    if (r.secagg) checkMaskedUploadAllowed(r, tenant);
+    if (isSecureRound(r)) checkMaskedUploadAllowed(r, tenant);
     return { round: r, task };
   }
 
@@ -289,14 +290,17 @@ export class Coordinator {
         throw new FedmmError('ALREADY_EXISTS', `tenant ${u.tenant} already has an update in round ${n}`);
       }
       // A masked upload is the stage-2 receipt of secure aggregation.
-      if (r.secagg) checkMaskedUploadAllowed(r, u.tenant);
+      if (isSecureRound(r)) checkMaskedUploadAllowed(r, u.tenant);
       const sc = trace.getSpan(context.active())?.spanContext();
       const withTrace: ReceivedUpdate = sc ? { ...u, trace: { traceId: sc.traceId, spanId: sc.spanId } } : u;
       const next: RoundRecord = { ...r, state: 'collecting', received: [...r.received, withTrace] };
       await this.fencedPut(roundKey(taskId, n), next);
       fedmmMetrics().updatesReceived.add(1, { task: taskId });
       await this.d.audit.append(taskId, 'update.received', { round: n, attempt: r.attempt, tenant: u.tenant, sha256: u.sha256, numExamples: u.numExamples, bytes: u.bytes }, 'gateway');
-      return next.received.length === (next.secagg ? next.secagg.shared.length : next.selected.length);
+      if (!isSecureRound(next)) return next.received.length === next.selected.length;
+      // Every instance still in the round collects; all who shared keys have uploaded.
+      const live = secureGroups(next).filter((g) => g.stage !== 'failed');
+      return live.every((g) => g.stage === 'collect-masked') && next.received.length === live.reduce((k, g) => k + g.shared.length, 0);
     });
     if (shouldSeal) await this.seal(taskId, n, 'all selected clients answered');
   }
@@ -320,7 +324,7 @@ export class Coordinator {
       }
       const end = await this.d.bus.endOffsets(Topics.updates);
       const sealed: RoundRecord = { ...r, state: 'aggregating', dropped, updateEndOffsets: Object.fromEntries(end.map((o) => [String(o.partition), o.offset])) };
-      if (sealed.secagg) {
+      if (isSecureRound(sealed)) {
         // Secure round: collection is closed; it aggregates only once the survivors' shares are in (tick).
         const step = await this.secagg.closeCollection(task, sealed);
         if (step.kind === 'fail') {
@@ -329,8 +333,9 @@ export class Coordinator {
         }
         if (step.kind !== 'update') return;
         await this.fencedPut(roundKey(taskId, n), { ...step.round, state: 'sealing' });
-        await this.d.audit.append(taskId, 'round.unmasking', { round: n, attempt: r.attempt, survivors: step.round.secagg!.survivors, why }, 'coordinator');
-        this.d.log.info('secure round: collection closed, asking survivors for their shares', { task: taskId, round: n, survivors: step.round.secagg!.survivors.length, why });
+        const survivors = secureGroups(step.round).flatMap((g) => g.survivors).sort();
+        await this.d.audit.append(taskId, 'round.unmasking', { round: n, attempt: r.attempt, survivors, why }, 'coordinator');
+        this.d.log.info('secure round: collection closed, asking survivors for their shares', { task: taskId, round: n, survivors: survivors.length, why });
         this.observeStates();
         return;
       }
@@ -353,7 +358,7 @@ export class Coordinator {
   private async advanceSecure(task: TaskRecord, n: number): Promise<void> {
     await this.mutex.run(task.taskId, async () => {
       const r = await this.getRound(task.taskId, n);
-      if (!r.secagg) return;
+      if (!isSecureRound(r)) return;
       const isCollecting = r.state === 'open' || r.state === 'collecting';
       if (!isCollecting && r.state !== 'sealing') return;
       const step = isCollecting ? await this.secagg.advanceSetup(task, r) : await this.secagg.advanceUnmask(r);
@@ -362,7 +367,15 @@ export class Coordinator {
       } else if (step.kind === 'update') {
         await this.fencedPut(roundKey(task.taskId, n), step.round);
       } else if (step.kind === 'unmasked') {
-        await this.enterAggregating({ ...step.round, state: 'aggregating' }, 'survivors revealed their shares');
+        // Only the sums that unmask count: members of a group that fell short are dropouts.
+        const survivors = new Set(unmaskedSurvivors(step.round));
+        const received = step.round.received.filter((u) => survivors.has(u.tenant));
+        if (received.length < Math.max(1, task.selection.minClients)) {
+          await this.failRoundLocked(r, `secure aggregation failed: only ${received.length} clients are in groups that unmasked; ${task.selection.minClients} needed`, true);
+          return;
+        }
+        const dropped = step.round.selected.filter((s) => !survivors.has(s));
+        await this.enterAggregating({ ...step.round, state: 'aggregating', received, dropped }, 'survivors revealed their shares');
       }
     });
   }
@@ -377,7 +390,7 @@ export class Coordinator {
     const failed: RoundRecord = { ...r, state: 'failed', failureReason: reason, closedAt: Date.now() };
     await this.fencedPut(roundKey(r.taskId, r.number), failed);
     await this.fencedDelete(activeKey(r.taskId));
-    await this.secagg.cleanup(r).catch((e: unknown) => this.d.log.warn('cannot delete the secure-aggregation state of the round', { err: e }));
+    await this.secagg.cleanup(r, { discardGroupSums: true }).catch((e: unknown) => this.d.log.warn('cannot delete the secure-aggregation state of the round', { err: e }));
     if (r.reservationId) {
       await this.d.privacy.release(r.reservationId, reason).catch((e: unknown) => this.d.log.error('privacy release failed', { err: e }));
       await this.d.audit.append(r.taskId, 'budget.released', { round: r.number, attempt: r.attempt, reservationId: r.reservationId, reason }, 'coordinator');
@@ -398,13 +411,13 @@ export class Coordinator {
       if (task.state !== 'running' || task.currentRound === 0) continue;
       const r = (await getJson<RoundRecord>(this.d.store, roundKey(task.taskId, task.currentRound)))?.value;
       if (!r) continue;
-      if (r.secagg && (r.state === 'open' || r.state === 'collecting' || r.state === 'sealing')) await this.advanceSecure(task, r.number);
+      if (isSecureRound(r) && (r.state === 'open' || r.state === 'collecting' || r.state === 'sealing')) await this.advanceSecure(task, r.number);
       if ((r.state === 'open' || r.state === 'collecting') && Date.now() >= r.deadlineAt) {
         await this.seal(task.taskId, r.number, 'deadline');
       } else if (r.state === 'aggregating') {
         if (createStrategy(task.strategy).coordination === 'distances') await this.selectForKrum(task, r);
         const done = await this.d.store.list(shardResultPrefix(task.taskId, r.number, r.attempt));
-        const broken = r.secagg && done.map((e) => JSON.parse(e.value) as { shard: number; failed?: string }).find((x) => x.failed !== undefined);
+        const broken = isSecureRound(r) && done.map((e) => JSON.parse(e.value) as { shard: number; failed?: string }).find((x) => x.failed !== undefined);
         if (broken) await this.failRound(r, `shard ${broken.shard} cannot be unmasked: ${broken.failed}`, true);
         else if (done.length >= r.numShards) await this.publish(task, r, done.map((e) => e.value));
       }
@@ -469,7 +482,8 @@ export class Coordinator {
       await this.secagg.cleanup(r).catch((e: unknown) => this.d.log.warn('cannot delete the secure-aggregation state of the round', { err: e }));
       const finished = r.number >= task.rounds;
       await this.fencedPut(taskKey(task.taskId), { ...task, latestVersionId: version.versionId, state: finished ? 'completed' : 'running' });
-      await this.d.audit.append(task.taskId, 'aggregation.result', { round: r.number, attempt: r.attempt, shards: r.numShards, contributors: published.received.map((u) => u.tenant) }, 'aggregator');
+      const groupSums = r.secaggGroups?.filter((g) => g.stage === 'done').map((g) => ({ id: g.group, members: g.survivors }));
+      await this.d.audit.append(task.taskId, 'aggregation.result', { round: r.number, attempt: r.attempt, shards: r.numShards, contributors: published.received.map((u) => u.tenant), ...(groupSums ? { groupSums } : {}) }, 'aggregator');
       await this.d.audit.append(task.taskId, 'version.published', { round: r.number, versionId: version.versionId }, 'registry');
       await this.publishEvent(task.taskId, r.number, { $case: 'published', value: { versionId: version.versionId, metrics: {} } });
       fedmmMetrics().roundDuration.record((now - r.openedAt) / 1000, { task: task.taskId, state: 'published' });
@@ -515,9 +529,13 @@ export class Coordinator {
   }
 }
 
-/** A secure round takes a masked upload only from a client that completed the key exchange, while collection is open. */
+/** A secure round takes a masked upload only from a client that completed its group's key exchange, while that group collects. */
 function checkMaskedUploadAllowed(r: RoundRecord, tenant: string): void {
-  const st = r.secagg!;
+  const st = groupOfClient(r, tenant);
+  if (!st) throw new FedmmError('PERMISSION_DENIED', `tenant ${tenant} is in no secure-aggregation group of round ${r.number} of task ${r.taskId}`);
+  if (st.stage === 'failed') {
+    throw new FedmmError('FAILED_PRECONDITION', `the secure-aggregation group of tenant ${tenant} in round ${r.number} of task ${r.taskId} fell below its threshold (${st.failure}); it sits this round out`);
+  }
   if (st.stage === 'setup' || st.stage === 'share-keys') {
     throw new FedmmError('FAILED_PRECONDITION', `round ${r.number} of task ${r.taskId} is still exchanging secure-aggregation keys; upload the masked vector after the collect request (stage 2)`);
   }

@@ -19,8 +19,18 @@ export const distancesPrefix = (taskId: string, n: number, attempt: number): str
   storeKey('aggregator', 'distances', taskId, String(n), String(attempt), '');
 /** The clients Krum selected from all shards' distances (its second phase). */
 export const selectionKey = (taskId: string, n: number, attempt: number): string => storeKey('aggregator', 'selection', taskId, String(n), String(attempt));
-/** The unmask plan of a secure round for the shard workers: round-confidential, never logged, deleted when the round ends. */
-export const secaggPlanKey = (taskId: string, n: number, attempt: number): string => storeKey('aggregator', 'secagg-plan', taskId, String(n), String(attempt));
-/** The messages the coordinator accepted when it closed a stage of a secure round (replayed after a restart). */
-export const secaggStageKey = (taskId: string, n: number, attempt: number, stage: number): string => storeKey('aggregator', 'secagg', taskId, String(n), String(attempt), String(stage));
+/** The unmask plan of a secure round (of one group of it) for the shard workers: round-confidential, never logged, deleted when the round ends. */
+export const secaggPlanKey = (taskId: string, n: number, attempt: number, group?: string): string =>
+  group === undefined ? storeKey('aggregator', 'secagg-plan', taskId, String(n), String(attempt)) : storeKey('aggregator', 'secagg-plan', taskId, String(n), String(attempt), group);
+/** The messages the coordinator accepted when it closed a stage of a secure round (of one group of it), replayed after a restart. */
+export const secaggStageKey = (taskId: string, n: number, attempt: number, stage: number, group?: string): string =>
+  group === undefined ? storeKey('aggregator', 'secagg', taskId, String(n), String(attempt), String(stage)) : storeKey('aggregator', 'secagg', taskId, String(n), String(attempt), group, String(stage));
 export const secaggRoundPrefix = (taskId: string, n: number, attempt: number): string => storeKey('aggregator', 'secagg', taskId, String(n), String(attempt), '');
+/**
+ * One shard of one group's unmasked sum in a round with secure-aggregation groups: what valuation
+ * reads (never an individual update; every group holds at least the threshold).
+ */
+export const groupSumKey = (taskId: string, n: number, attempt: number, group: string, shard: number): string =>
+  storeKey('aggregator', 'group-sum', taskId, String(n), String(attempt), group, String(shard).padStart(8, '0'));
+export const groupSumPrefix = (taskId: string, n: number, attempt: number, group?: string): string =>
+  group === undefined ? storeKey('aggregator', 'group-sum', taskId, String(n), String(attempt), '') : storeKey('aggregator', 'group-sum', taskId, String(n), String(attempt), group, '');

@@ -98,6 +98,9 @@ export async function validateNewTask(t: NewTask, registry: RegistryPort): Promi
     }
     const n = t.privacy.secaggNumShares;
     if (n > 0 && n < t.privacy.secaggThreshold) throw bad(`secagg_num_shares ${n} is below secagg_threshold ${t.privacy.secaggThreshold}; use 0 for a complete graph or an odd number >= 2 * threshold - 1`);
+    checkGroupSize(t.privacy, bad);
+  } else if ((t.privacy.secaggGroupSize ?? 0) > 0) {
+    throw bad(`secagg_group_size ${t.privacy.secaggGroupSize} needs privacy.secure_aggregation = true; set it, or leave secagg_group_size at 0`);
   }
   const version = await registry.getVersion(t.baseVersionId);
   if (version.modelId !== t.modelId) throw bad(`base version ${t.baseVersionId} belongs to model ${version.modelId}, not ${t.modelId}`);
@@ -116,7 +119,7 @@ export async function validateNewTask(t: NewTask, registry: RegistryPort): Promi
     members,
     rounds: t.rounds,
     strategy,
-    privacy: { ...t.privacy, mode, accountant, delta, noiseMultiplier: noise },
+    privacy: { ...t.privacy, mode, accountant, delta, noiseMultiplier: noise, secaggGroupSize: t.privacy.secureAggregation ? (t.privacy.secaggGroupSize ?? 0) : 0 },
     selection: sel,
     roundDeadlineSeconds: t.roundDeadlineSeconds > 0 ? t.roundDeadlineSeconds : 300,
     maxUpdateNorm: t.maxUpdateNorm,
@@ -131,4 +134,24 @@ export async function validateNewTask(t: NewTask, registry: RegistryPort): Promi
     valuationMethod: t.valuationMethod || 'auto',
     accepted: [],
   };
+}
+
+/**
+ * Secure aggregation in groups: every group's sum is revealed (to valuation), so each group must
+ * hold at least the threshold; and the threshold must stay a majority of a group's shares, or no
+ * group's configuration compiles when a round opens.
+ */
+function checkGroupSize(p: PrivacySettings, bad: (msg: string) => FedmmError): void {
+  const size = p.secaggGroupSize ?? 0;
+  if (size === 0) return;
+  const t = p.secaggThreshold;
+  if (!Number.isInteger(size) || size < t) {
+    throw bad(`secagg_group_size ${size} is below secagg_threshold ${t}: each group's sum must cover at least the threshold; set secagg_group_size >= ${t}, or 0 for one group of every selected client`);
+  }
+  if (p.secaggNumShares === 0 && size > 2 * t - 1) {
+    throw bad(
+      `secagg_group_size ${size} with a complete graph in each group (secagg_num_shares 0) needs secagg_threshold > half a group; ` +
+        `set secagg_threshold >= ${Math.floor(size / 2) + 1}, secagg_group_size <= ${2 * t - 1}, or secagg_num_shares to an odd number k with ${t} <= k <= ${2 * t - 1}`,
+    );
+  }
 }

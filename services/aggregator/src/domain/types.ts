@@ -13,6 +13,8 @@ export interface PrivacySettings {
   secureAggregation: boolean;
   secaggThreshold: number;
   secaggNumShares: number;
+  /** Secure aggregation in disjoint groups of about this many clients (0 or absent: one group). */
+  secaggGroupSize?: number;
 }
 
 export interface SelectionSettings {
@@ -92,13 +94,21 @@ export interface RoundRecord {
   /** Shards whose results the coordinator has, while aggregating. */
   shardsDone: number;
   metrics: Record<string, number>;
-  /** Present for a round under secure aggregation: where its protocol stands. */
+  /** Present for a round under secure aggregation in one group: where its protocol stands. */
   secagg?: SecAggRoundState;
+  /**
+   * Present instead of `secagg` for a task with `secaggGroupSize`: the round's clients partitioned
+   * into disjoint groups, each its own SecAgg+ instance. Fixed when the round opens, so a restarted
+   * coordinator and every worker use the same partition.
+   */
+  secaggGroups?: SecAggRoundState[];
 }
 
 /** The coordinator's persisted view of a secure round's protocol (public values only). */
 export interface SecAggRoundState {
-  /** `task/round/attempt`: binds every key and message to this attempt. */
+  /** The group's id (`g1`, `g2` ...) when the round runs one instance per group; absent: one instance over the round. */
+  group?: string;
+  /** `task/round/attempt`: binds every key and message to this attempt (the group is bound by the seed and participants). */
   roundId: string;
   /** Public round seed (base64) that fixes the neighbour graph. */
   roundSeed: string;
@@ -107,7 +117,10 @@ export interface SecAggRoundState {
   clipRange: number;
   numShares: number;
   threshold: number;
-  stage: 'setup' | 'share-keys' | 'collect-masked' | 'unmask' | 'done';
+  /** `failed`: a group that fell below its threshold; its members count as dropouts (groups only). */
+  stage: 'setup' | 'share-keys' | 'collect-masked' | 'unmask' | 'done' | 'failed';
+  /** Why the group failed. */
+  failure?: string;
   /** When the current sub-stage closes even if not everyone answered. */
   stageDeadlineAt: number;
   /** Clients that answered stage 0 / stage 1 when those stages closed. */

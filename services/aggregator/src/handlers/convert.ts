@@ -22,6 +22,7 @@ export function newTaskFromPb(t: tpb.Task): NewTask {
       secureAggregation: t.privacy?.secureAggregation ?? false,
       secaggThreshold: t.privacy?.secaggThreshold ?? 0,
       secaggNumShares: t.privacy?.secaggNumShares ?? 0,
+      secaggGroupSize: t.privacy?.secaggGroupSize ?? 0,
     },
     selection: { fraction: t.selection?.fraction ?? 1, minClients: t.selection?.minClients ?? 0, maxClients: t.selection?.maxClients ?? 0 },
     roundDeadlineSeconds: t.roundDeadlineSeconds,

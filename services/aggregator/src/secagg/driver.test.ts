@@ -39,7 +39,7 @@ test('a coordinator that restarts at every stage rebuilds the server from the st
   };
   try {
     const first = driver();
-    r = { ...r, secagg: first.plan(task, r, L) };
+    r = { ...r, ...first.plan(task, r, L) };
     await first.sendSetup(r);
     for (const c of CLIENTS) await respond(0, c, clients.get(c)!.setup((await request(0, c)) as never));
     let step = await driver().advanceSetup(task, r);

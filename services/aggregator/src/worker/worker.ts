@@ -13,9 +13,10 @@ import {
 } from '@fedmm/tensor';
 import { MaskedSumAccumulator, type UnmaskPlan } from '@fedmm/secagg';
 import { fedmmMetrics } from '@fedmm/telemetry';
-import { ACTIVE_PREFIX, distancesKey, optimizerStateKey, roundKey, secaggPlanKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
+import { ACTIVE_PREFIX, distancesKey, groupSumKey, optimizerStateKey, roundKey, secaggPlanKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
+import { groupOfClient, secureGroups } from '../secagg/driver.js';
 import { decodePlan } from '../secagg/plan-codec.js';
-import { finishMaskedShard } from './masked-shard.js';
+import { finishMaskedShard, type MaskedGroupShard } from './masked-shard.js';
 import type { RoundRecord, TaskRecord } from '../domain/types.js';
 import type { RegistryPort } from '../ports/index.js';
 
@@ -40,10 +41,10 @@ interface RoundState {
   norms: Map<string, number>;
   /** Shards whose partial distances this worker stored (Krum). */
   distancesStored: Set<number>;
-  /** Secure rounds: the masked sum (mod 2^32) of each owned shard. */
-  masked: Map<number, MaskedSumAccumulator>;
-  /** Secure rounds: the coordinator's unmask plan, read once the round aggregates. */
-  plan?: UnmaskPlan;
+  /** Secure rounds: the masked sum (mod 2^32) of each owned shard, per SecAgg+ instance (`shard/group`). */
+  masked: Map<string, MaskedSumAccumulator>;
+  /** Secure rounds: the coordinator's unmask plan of each instance (by group, '' for one instance), read once the round aggregates. */
+  plans: Map<string, UnmaskPlan>;
 }
 
 export interface WorkerDeps {
@@ -238,12 +239,21 @@ export class AggregationWorker {
     fedmmMetrics().aggregationBytes.add(bytes, { task: v.task });
   }
 
-  /** Adds a survivor's masked words to the shard's sum mod 2^32; memory stays O(shard) whatever the number of clients. */
+  /**
+   * Adds a client's masked words to its group's sum of the shard, mod 2^32: masks cancel only
+   * within a group. Memory stays O(shard x groups) whatever the number of clients.
+   */
   private addMasked(st: RoundState, shardIndex: number, client: string, pieces: Map<number, Piece>): void {
-    let acc = st.masked.get(shardIndex);
+    const group = groupOfClient(st.round, client);
+    if (!group) {
+      this.d.log.warn('a masked upload from a client in no secure-aggregation group is ignored', { task: st.task.taskId, round: st.round.number, client, shard: shardIndex });
+      return;
+    }
+    const key = `${shardIndex}/${group.group ?? ''}`;
+    let acc = st.masked.get(key);
     if (!acc) {
       const shard = shardAt(st.layout, shardIndex, st.round.shardElements);
-      st.masked.set(shardIndex, (acc = new MaskedSumAccumulator(shard.start, shard.end - shard.start)));
+      st.masked.set(key, (acc = new MaskedSumAccumulator(shard.start, shard.end - shard.start)));
     }
     let bytes = 0;
     for (const p of pieces.values()) {
@@ -275,7 +285,7 @@ export class AggregationWorker {
     if (task.strategy.name !== 'fedavg' && task.strategy.name !== 'fedprox' && task.privacy.mode === 'client' && createStrategy(task.strategy).holdsAllValues) {
       throw new FedmmError('FAILED_PRECONDITION', `client-level DP clips updates inside linear strategies; ${task.strategy.name} is not linear`);
     }
-    const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set(), norms: new Map(), distancesStored: new Set(), masked: new Map() };
+    const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set(), norms: new Map(), distancesStored: new Set(), masked: new Map(), plans: new Map() };
     this.rounds.set(key, st);
     return st;
   }
@@ -385,17 +395,27 @@ export class AggregationWorker {
     await this.storeShardResult(st, shardIndex, values, contributors);
   }
 
-  /** Secure round: unmasks this shard's range with the coordinator's plan; a sum that cannot be unmasked fails the round. */
+  /**
+   * Secure round: unmasks this shard's range of each group that finished with the coordinator's
+   * plans; a sum that cannot be unmasked fails the round. With groups, each group's sum over the
+   * shard is stored for valuation before the shard's result, so a published round has all of them.
+   */
   private async finishSecureShard(st: RoundState, shardIndex: number, previous: Float32Array): Promise<void> {
     const { round, task } = st;
-    if (!st.plan) {
-      const doc = await this.d.store.get(secaggPlanKey(task.taskId, round.number, round.attempt));
-      if (!doc) throw new FedmmError('FAILED_PRECONDITION', `the unmask plan of secure round ${round.number} of task ${task.taskId} is not in the store`);
-      st.plan = decodePlan(doc.value);
+    const groups: MaskedGroupShard[] = [];
+    for (const g of secureGroups(round).filter((x) => x.stage === 'done')) {
+      const id = g.group ?? '';
+      let plan = st.plans.get(id);
+      if (!plan) {
+        const doc = await this.d.store.get(secaggPlanKey(task.taskId, round.number, round.attempt, g.group));
+        if (!doc) throw new FedmmError('FAILED_PRECONDITION', `the unmask plan of secure round ${round.number} of task ${task.taskId}${g.group !== undefined ? ` (group ${g.group})` : ''} is not in the store`);
+        st.plans.set(id, (plan = decodePlan(doc.value)));
+      }
+      groups.push({ ...(g.group !== undefined ? { group: g.group } : {}), acc: st.masked.get(`${shardIndex}/${id}`), plan });
     }
-    let out: { values: Float32Array; contributors: number };
+    let out: ReturnType<typeof finishMaskedShard>;
     try {
-      out = finishMaskedShard({ acc: st.masked.get(shardIndex), plan: st.plan, previous, privacy: task.privacy });
+      out = finishMaskedShard({ groups, previous, privacy: task.privacy });
     } catch (e) {
       if (!(e instanceof FedmmError) || e.code !== 'FAILED_PRECONDITION') throw e;
       // The coordinator fails the round on this marker: a wrong sum must never be published.
@@ -403,7 +423,13 @@ export class AggregationWorker {
       this.d.log.error('secure shard cannot be unmasked', { worker: this.id, task: task.taskId, round: round.number, shard: shardIndex, err: e });
       return;
     }
-    st.masked.delete(shardIndex);
+    for (const key of [...st.masked.keys()]) if (key.startsWith(`${shardIndex}/`)) st.masked.delete(key);
+    if (round.secaggGroups) {
+      for (const g of out.groupSums) {
+        const bytes = Buffer.from(g.sum.buffer, g.sum.byteOffset, g.sum.byteLength);
+        await this.d.store.put(groupSumKey(task.taskId, round.number, round.attempt, g.group!, shardIndex), JSON.stringify({ group: g.group, shard: shardIndex, survivors: g.survivors, values: bytes.toString('base64') }));
+      }
+    }
     await this.storeShardResult(st, shardIndex, out.values, out.contributors);
   }
 
