@@ -118,6 +118,7 @@ export class Agent {
           // Not expected (tasks are never deleted), but a task the gateway no longer finds is waited for again.
           this.#log.warn('the gateway refused the subscription for an unknown task; checking the tasks again', { err: e });
           live.clear();
+          await sleepUnlessAborted(backoffDelay(this.config.taskWait, 0), signal);
         } finally {
           subscription.abort();
           signal.removeEventListener('abort', stop);

@@ -59,7 +59,7 @@ describe('company agent on the real platform', { timeout: 300_000 }, () => {
 
   test('an agent joins over mTLS, uploads once, the version names it, and a repeated RoundOpened uploads nothing', async () => {
     const taskId = uniqueId('agent-one');
-    // An agent started for a task that does not exist exits with NOT_FOUND, so the task comes first.
+    // The task comes first here; an agent started before its task is covered in lifecycle.test.ts.
     await platform.openTask({ taskId, modelId, baseVersionId: baseVersion, members: ['gridco'], selection: { fraction: 1, minClients: 1, maxClients: 0 }, clientConfig: { local_epochs: 1, batch_size: 8, learning_rate: 0.01 } });
     const a = agent('gridco', taskId, 'one');
     const round = await platform.published(taskId, 1, 90_000);

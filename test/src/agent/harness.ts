@@ -278,8 +278,12 @@ export interface CuttingRelay {
   close(): Promise<void>;
 }
 
-/** Starts a relay to `target` (host:port) that drops its connections mid-stream after `cutAfterBytes` client bytes. */
-export async function startCuttingRelay(target: string, cutAfterBytes: number): Promise<CuttingRelay> {
+/**
+ * Starts a relay to `target` (host:port) that drops its connections mid-stream after `cutAfterBytes`
+ * client bytes; with `stall`, it keeps them open instead and forwards nothing more from the client
+ * (a path that hangs, so an upload waits on flow control until the client gives up).
+ */
+export async function startCuttingRelay(target: string, cutAfterBytes: number, opts: { stall?: boolean } = {}): Promise<CuttingRelay> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const sockets = new Set<Socket>();
   let sent = 0;
@@ -301,6 +305,7 @@ export async function startCuttingRelay(target: string, cutAfterBytes: number): 
     client.on('data', (d: Buffer) => {
       const before = sent;
       sent += d.length;
+      if (opts.stall && cutAt !== undefined) return;
       if (cutAt === undefined && sent >= cutAfterBytes) {
         cutAt = cutAfterBytes;
         // The bytes up to the cut reach the gateway; the rest, and everything in flight, is lost,
@@ -309,7 +314,7 @@ export async function startCuttingRelay(target: string, cutAfterBytes: number): 
           for (const s of [...sockets]) s.destroy();
           sockets.clear();
         };
-        upstream.write(d.subarray(0, Math.max(0, cutAfterBytes - before)), cut);
+        upstream.write(d.subarray(0, Math.max(0, cutAfterBytes - before)), opts.stall ? undefined : cut);
         return;
       }
       if (!upstream.write(d)) {

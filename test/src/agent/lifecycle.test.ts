@@ -6,9 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitFor } from '@fedmm/core';
 import { DEFAULT_COMPANIES, PUBLIC_SPEC, synthesize } from '@fedmm/data';
 import { tempDir, uniqueId } from '../support/env.js';
-import { RestartablePlatform, startAgent, type AgentProcess, type LogRecord } from './harness.js';
+import { RestartablePlatform, startAgent, startCuttingRelay, type AgentProcess, type LogRecord } from './harness.js';
 
 const REDIS_DB = 14;
 const [GRIDCO, HOMESAFE] = DEFAULT_COMPANIES;
@@ -51,8 +52,8 @@ describe('company agent start and stop orders on the real platform', { timeout: 
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  const agent = (tenant: string, taskIds: string | string[], work: string, extraArgs: string[] = RECHECK): AgentProcess => {
-    const a = startAgent({ tenant, gateway: platform.gateway, pkiDir: platform.pkiDir, dataDir: join(data, tenant, 'train'), taskId: taskIds, workDir: join(root, work, tenant), extraArgs });
+  const agent = (tenant: string, taskIds: string | string[], work: string, extraArgs: string[] = RECHECK, gateway = platform.gateway): AgentProcess => {
+    const a = startAgent({ tenant, gateway, pkiDir: platform.pkiDir, dataDir: join(data, tenant, 'train'), taskId: taskIds, workDir: join(root, work, tenant), extraArgs });
     agents.push(a);
     return a;
   };
@@ -143,5 +144,42 @@ describe('company agent start and stop orders on the real platform', { timeout: 
     const trained = b.records.find(isMsg('trained'));
     t.diagnostic(`training ${String(trained?.['seconds'])} s; longest event-loop stall ${String(trained?.['eventLoopMaxDelayMs'])} ms`);
     await b.stop();
+  });
+
+  test('SIGTERM during an upload leaves it uploading; the restarted agent resumes the same upload id and the round counts it once', async (t) => {
+    const taskId = uniqueId('agent-upload-stop');
+    await openTask(taskId, ['gridco']);
+    // The path to the gateway hangs once the upload is under way (about 2.5 KiB go out before the update of about 50 KiB).
+    const relay = await startCuttingRelay(platform.gateway.replace('localhost', '127.0.0.1'), 20_000, { stall: true });
+    try {
+      const a = agent('gridco', taskId, 'upload-stop', RECHECK, `localhost:${relay.port}`);
+      await a.waitFor(isMsg('trained'), 'gridco to finish training', 60_000);
+      await waitFor(async () => relay.cutAt !== undefined, { timeoutMs: 30_000, intervalMs: 50, what: 'the upload to stall' });
+      await new Promise((r) => setTimeout(r, 500));
+      const sentAt = Date.now();
+      a.child.kill('SIGTERM');
+      const exit = await Promise.race([a.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20_000))]);
+      assert.ok(exit, `the agent was still running 20 s after SIGTERM:\n${a.tail()}`);
+      t.diagnostic(`stopped ${exit.at - sentAt} ms after SIGTERM during the upload`);
+      assert.equal(exit.code, 0, `clean exit:\n${a.tail()}`);
+      const entries = Object.values(readState(a).rounds);
+      assert.equal(entries.length, 1);
+      assert.equal(entries[0]!.status, 'uploading', 'the interrupted upload is remembered, with its id');
+      const uploadId = entries[0]!.uploadId;
+      assert.ok(uploadId);
+
+      const b = agent('gridco', taskId, 'upload-stop');
+      const round = await platform.published(taskId, 1, 60_000);
+      assert.deepEqual(round.received, ['gridco'], 'the update was counted once');
+      const uploaded = await b.waitFor(isMsg('update uploaded'), 'the resumed upload');
+      assert.equal(uploaded['uploadId'], uploadId, 'the same upload id after the restart');
+      assert.ok(b.records.some(isMsg('resuming the interrupted upload of this round')));
+      assert.equal(b.count('training'), 0, 'the restarted agent did not train a second update');
+      assert.equal(b.count('update uploaded'), 1);
+      assert.equal(readState(b).rounds[`${taskId}/1/${round.attempt}`]?.status, 'done');
+      await b.stop();
+    } finally {
+      await relay.close();
+    }
   });
 });
