@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { createLogger } from '@fedmm/core';
+import { createLogger, FedmmError, waitFor } from '@fedmm/core';
 import { events as epb, registry as rpb, tensor as tpb } from '@fedmm/proto';
 import { adapterLayout, createBaseModel, initAdapters, initBackend, saveBase } from '@fedmm/model';
 import { makeTensor, serializeSafetensors } from '@fedmm/tensor';
@@ -65,7 +65,7 @@ function opened(round: number, attempt = 1): epb.RoundEvent {
   });
 }
 
-function newAgent(workDir: string): Agent {
+function newAgent(workDir: string, taskIds: string[] = ['demo']): Agent {
   return new Agent({
     gateway: gw.address,
     credentials: credentials.createInsecure(),
@@ -73,9 +73,10 @@ function newAgent(workDir: string): Agent {
     dataDir,
     testDir,
     workDir,
-    taskIds: ['demo'],
+    taskIds,
     seed: 11,
     backoff: { baseMs: 5, capMs: 10, maxAttempts: 2 },
+    taskWait: { baseMs: 20, capMs: 50 },
     chunkBytes: 512,
     log: quiet,
     progress: () => undefined,
@@ -163,4 +164,32 @@ test('evaluateVersion reports the shared and the personalized accuracy on the lo
   assert.ok(existsSync(join(a.config.workDir, 'evaluation.json')));
   assert.ok(existsSync(join(a.config.workDir, 'personal-adapter.safetensors')));
   a.close();
+});
+
+test('run subscribes to the tasks that exist, waits for a missing one without holding them up, and adds it once it exists', { timeout: 10_000 }, async () => {
+  gw.missingTasks.add('later');
+  const seen = gw.subscriptions.length;
+  const a = newAgent(mkdtempSync(join(tmpdir(), 'fedmm-agent-work-')), ['later', 'demo']);
+  const ac = new AbortController();
+  const running = a.run(ac.signal);
+  try {
+    await waitFor(async () => gw.subscriptions.slice(seen).some((s) => s.join() === 'demo'), { timeoutMs: 5000, intervalMs: 10, what: 'a subscription to the existing task' });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!gw.subscriptions.slice(seen).some((s) => s.includes('later')), 'the missing task was never named in a subscription');
+    gw.missingTasks.delete('later');
+    await waitFor(async () => gw.subscriptions.slice(seen).some((s) => [...s].sort().join() === 'demo,later'), { timeoutMs: 5000, intervalMs: 10, what: 'a subscription with the created task' });
+  } finally {
+    ac.abort();
+    await running;
+  }
+});
+
+test('run stops with PERMISSION_DENIED and what to do for a task the tenant is not a member of', { timeout: 10_000 }, async () => {
+  gw.foreignTasks.add('theirs');
+  try {
+    const a = newAgent(mkdtempSync(join(tmpdir(), 'fedmm-agent-work-')), ['demo', 'theirs']);
+    await assert.rejects(a.run(new AbortController().signal), (e: unknown) => e instanceof FedmmError && e.code === 'PERMISSION_DENIED' && /not a member of task theirs.*waiting will not help.*remove --task theirs/.test(e.message));
+  } finally {
+    gw.foreignTasks.delete('theirs');
+  }
 });

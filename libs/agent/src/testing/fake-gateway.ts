@@ -32,6 +32,12 @@ export class FakeGateway {
   /** Answer every call UNAVAILABLE. */
   down = false;
   task: gpb.GatewayServiceGetTaskResponse = gpb.GatewayServiceGetTaskResponse.fromPartial({});
+  /** Task ids the platform does not know (NOT_FOUND, as the gateway answers GetTask and a subscription naming one). */
+  readonly missingTasks = new Set<string>();
+  /** Task ids that exist without the caller among their members (PERMISSION_DENIED). */
+  readonly foreignTasks = new Set<string>();
+  /** The task ids of every subscription, in order. */
+  readonly subscriptions: string[][] = [];
   readonly #server = new Server();
   address = '';
 
@@ -41,15 +47,28 @@ export class FakeGateway {
     return version;
   }
 
+  #membership(taskIds: readonly string[]): (Error & { code: status; details: string }) | undefined {
+    const missing = taskIds.find((t) => this.missingTasks.has(t));
+    if (missing !== undefined) return err(status.NOT_FOUND, `task ${missing} does not exist`);
+    const foreign = taskIds.find((t) => this.foreignTasks.has(t));
+    if (foreign !== undefined) return err(status.PERMISSION_DENIED, `tenant is not a member of task ${foreign}; ask the task's operator to add it`);
+    return undefined;
+  }
+
   async start(): Promise<string> {
     this.#server.addService(gpb.GatewayServiceService, {
-      getTask: (_call: ServerUnaryCall<gpb.GatewayServiceGetTaskRequest, gpb.GatewayServiceGetTaskResponse>, cb: sendUnaryData<gpb.GatewayServiceGetTaskResponse>) => {
+      getTask: (call: ServerUnaryCall<gpb.GatewayServiceGetTaskRequest, gpb.GatewayServiceGetTaskResponse>, cb: sendUnaryData<gpb.GatewayServiceGetTaskResponse>) => {
         if (this.down) return cb(err(status.UNAVAILABLE, 'down'));
+        const refusal = this.#membership([call.request.taskId]);
+        if (refusal) return cb(refusal);
         cb(null, this.task);
       },
       acceptTerms: (_call: ServerUnaryCall<gpb.AcceptTermsRequest, gpb.AcceptTermsResponse>, cb: sendUnaryData<gpb.AcceptTermsResponse>) => cb(null, {}),
       subscribeRoundEvents: (call: ServerWritableStream<gpb.SubscribeRoundEventsRequest, gpb.SubscribeRoundEventsResponse>) => {
         if (this.down) return call.emit('error', err(status.UNAVAILABLE, 'down'));
+        this.subscriptions.push([...call.request.taskIds]);
+        const refusal = this.#membership(call.request.taskIds);
+        if (refusal) return call.emit('error', refusal);
         this.subscribers.add(call);
         call.on('cancelled', () => this.subscribers.delete(call));
       },
