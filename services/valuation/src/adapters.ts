@@ -1,14 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelCredentials } from '@grpc/grpc-js';
-import { dataLoss } from '@fedmm/core';
+import { dataLoss, failedPrecondition } from '@fedmm/core';
 import type { TensorMap } from '@fedmm/model';
 import { crc32c, parseSafetensors, toFloat32 } from '@fedmm/tensor';
-import { roundKey, taskKey, GrpcRegistryPort, type RoundRecord, type TaskRecord } from '@fedmm/aggregator-service';
+import { groupSumPrefix, roundKey, taskKey, GrpcRegistryPort, type GroupSumShard, type RoundRecord, type TaskRecord } from '@fedmm/aggregator-service';
 import { registry as rpb } from '@fedmm/proto';
 import { createRpcClient } from '@fedmm/service-kit';
 import { getJson, storeKey, updateJson, type Store } from '@fedmm/store';
-import type { AccessRuleSink, ContributionRepo, EvaluatorSource, ParamsSource, RoundSource, SecureAggregates } from './domain/ports.js';
+import type { AccessRuleSink, ContributionRepo, EvaluatorSource, ParamsSource, RoundSource, RoundView, SecureAggregates, TaskView } from './domain/ports.js';
+import { layoutOf, unflatten } from './domain/scorer.js';
 import type { VersionArtifact } from './domain/model-evaluator.js';
 import type { ContributionState } from './domain/types.js';
 
@@ -42,6 +43,7 @@ export function storeRoundSource(store: Store): RoundSource {
         inputVersionId: r.inputVersionId,
         outputVersionId: r.outputVersionId,
         layout: { tensors: r.layout.tensors.map((t) => ({ name: t.name, shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })) },
+        ...(r.secaggGroups ? { secureGroups: r.secaggGroups.filter((g) => g.stage === 'done').map((g) => ({ id: g.group!, members: [...g.survivors].sort() })) } : {}),
       };
     },
   };
@@ -97,6 +99,77 @@ export function wholeRoundSecureAggregates(params: ParamsSource): SecureAggregat
         out.set(name, Float32Array.from(o, (x, k) => x - (i?.[k] ?? 0)));
       }
       return out;
+    },
+  };
+}
+
+/**
+ * Secure aggregation as the aggregator runs it. With `secagg_group_size` the round's groups are the
+ * ones that unmasked, and each group's sum is read from the documents the shard workers store per
+ * (task, round, attempt, group, shard); the aggregate of a union of groups is the sum of their sums
+ * over all of the round's survivors (the round's mean with the other groups' updates absent, so the
+ * union of every group is the published step before any DP noise). A round without groups is one
+ * group, valued as `wholeRoundSecureAggregates` does. No individual update is ever read: none is
+ * stored, and every group holds at least the threshold.
+ */
+export function storeSecureAggregates(store: Store, params: ParamsSource): SecureAggregates {
+  const whole = wholeRoundSecureAggregates(params);
+  const cache = new Map<string, Promise<{ sums: Map<string, Float32Array>; survivors: number }>>();
+  const keyOf = (task: TaskView, round: RoundView): string => `${task.taskId}/${round.number}/${round.attempt}`;
+  const load = async (task: TaskView, round: RoundView): Promise<{ sums: Map<string, Float32Array>; survivors: number }> => {
+    const layout = layoutOf(round);
+    const sums = new Map<string, Float32Array>();
+    let survivors = 0;
+    for (const g of round.secureGroups!) {
+      const flat = new Float32Array(layout.totalElements);
+      let covered = 0;
+      for (const e of await store.list(groupSumPrefix(task.taskId, round.number, round.attempt, g.id))) {
+        const doc = JSON.parse(e.value) as GroupSumShard;
+        if ([...doc.survivors].sort().join() !== g.members.join()) {
+          throw failedPrecondition(`the stored sum of group ${g.id} in round ${round.number} of task ${task.taskId} covers [${doc.survivors.join(', ')}], the round record says [${g.members.join(', ')}]; the round cannot be valued`);
+        }
+        const b = Buffer.from(doc.values, 'base64');
+        flat.set(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), doc.offset);
+        covered += b.byteLength / 4;
+      }
+      if (covered !== layout.totalElements) {
+        throw failedPrecondition(`the stored sum of group ${g.id} in round ${round.number} of task ${task.taskId} covers ${covered} of ${layout.totalElements} coordinates; it was deleted or never written, so the round cannot be valued`);
+      }
+      sums.set(g.id, flat);
+      survivors += g.members.length;
+    }
+    return { sums, survivors };
+  };
+  const grouped = (round: RoundView): boolean => (round.secureGroups?.length ?? 0) > 0;
+  return {
+    async groups(task, round) {
+      return grouped(round) ? round.secureGroups!.map((g) => ({ id: g.id, members: [...g.members] })) : whole.groups(task, round);
+    },
+    async aggregateOfGroups(task, round, groupIds) {
+      if (!grouped(round)) return whole.aggregateOfGroups(task, round, groupIds);
+      if (groupIds.length === 0) return new Map();
+      const key = keyOf(task, round);
+      let hit = cache.get(key);
+      if (!hit) {
+        if (cache.size >= 4) cache.delete(cache.keys().next().value!);
+        hit = load(task, round);
+        hit.catch(() => cache.delete(key));
+        cache.set(key, hit);
+      }
+      const { sums, survivors } = await hit;
+      const layout = layoutOf(round);
+      const out = new Float32Array(layout.totalElements);
+      for (const id of groupIds) {
+        const sum = sums.get(id);
+        if (!sum) throw failedPrecondition(`round ${round.number} of task ${task.taskId} has no secure-aggregation group ${id}`);
+        for (let i = 0; i < out.length; i++) out[i]! += sum[i]! / survivors;
+      }
+      return unflatten(layout, out);
+    },
+    async release(task, round) {
+      cache.delete(keyOf(task, round));
+      if (!grouped(round)) return;
+      for (const e of await store.list(groupSumPrefix(task.taskId, round.number, round.attempt))) await store.delete(e.key);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { PlatformAuditLog } from '@fedmm/audit';
 import type { ServiceContext, ServiceModule } from '@fedmm/service-kit';
 import {
-  registryAccessRules, registryArtifacts, validationDirOf, registryParams, storeContributionRepo, storeRoundSource, wholeRoundSecureAggregates,
+  registryAccessRules, registryArtifacts, validationDirOf, registryParams, storeContributionRepo, storeRoundSource, storeSecureAggregates,
 } from './adapters.js';
 import { readValuationConfig, type ValuationConfig } from './config.js';
 import type { EvaluatorSource, ParamsSource, SecureAggregates } from './domain/ports.js';
@@ -15,7 +15,7 @@ import { UpdateFiles } from './updates/update-files.js';
 export interface ValuationModuleOptions {
   /** The task's validation metric; default: the model library on `FEDMM_VALUATION_DATA_DIR/<task>`, else the fallback. */
   readonly evaluators?: (ctx: ServiceContext<ValuationConfig>, params: ParamsSource) => EvaluatorSource;
-  /** Secure sub-aggregates of a round; default: the whole round as one group. */
+  /** Secure sub-aggregates of a round; default: the aggregator's group sums in the store (the whole round as one group when the task has no groups). */
   readonly secure?: (ctx: ServiceContext<ValuationConfig>, params: ParamsSource) => SecureAggregates;
   /** Local storage of individual updates. */
   readonly updateFiles?: (dir: string) => UpdateFiles;
@@ -41,7 +41,7 @@ export function createValuationModule(options: ValuationModuleOptions = {}): Ser
         params: registry.params,
         updates: files,
         evaluators,
-        secure: options.secure?.(ctx, registry.params) ?? wholeRoundSecureAggregates(registry.params),
+        secure: options.secure?.(ctx, registry.params) ?? storeSecureAggregates(store, registry.params),
         accessRules: access.set,
         audit,
         repo,

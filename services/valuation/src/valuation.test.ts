@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { roundKey, taskKey, type RoundRecord, type TaskRecord } from '@fedmm/aggregator-service';
+import { groupSumKey, groupSumPrefix, roundKey, taskKey, type GroupSumShard, type RoundRecord, type SecAggRoundState, type TaskRecord } from '@fedmm/aggregator-service';
 import { KafkaBus } from '@fedmm/bus';
 import { createLogger } from '@fedmm/core';
 import { audit as apb, registry as rpb } from '@fedmm/proto';
@@ -219,4 +219,58 @@ test('ScoreRound refuses rounds that are not published and tasks that do not exi
   await store.put(taskKey(task), JSON.stringify({ taskId: task, modelId: 'x', members: ['a'], termsJson: '', valuationMethod: '', privacy: { secureAggregation: false } }));
   await store.put(roundKey(task, 1), JSON.stringify({ taskId: task, number: 1, attempt: 1, state: 'collecting', received: [], layout: { tensors: [] } }));
   await assert.rejects(client.score(task, 1), /only a published round can be scored/);
+});
+
+test('secure aggregation in groups: Shapley over each round\'s group sums, re-drawn groups single out a sign-flipped company, no update is read and the sums go once scored', async () => {
+  const task = `val-groups-${run}`;
+  const modelId = `m-g-${run}`.toLowerCase();
+  const reg = createRpcClient(rpb.RegistryServiceService, `127.0.0.1:${registry.port}`);
+  await reg.createModel({ modelId, description: 'valuation groups test', configJson: '' }).finally(() => reg.close());
+  const members = ['a', 'b', 'c', 'h'];
+  const good = (i: number): Float32Array => u.map((x, j) => x + 0.02 * Math.sin(i + j));
+  const updates: Record<string, Float32Array> = { a: good(1), b: good(2), c: good(3), h: u.map((x) => -x) };
+  const terms = { accessTiers: { tiers: [{ name: 'full', minShare: 0.1, versionDelay: 0 }, { name: 'free-rider', minShare: 0, versionDelay: 2 }] } };
+  const taskRecord: Partial<TaskRecord> = {
+    taskId: task, modelId, baseVersionId: '', members, rounds: 3, termsJson: JSON.stringify(terms), valuationMethod: '', clientConfig: {}, state: 'running', currentRound: 3,
+    privacy: { mode: 'none', noiseMultiplier: 0, targetEpsilon: 0, delta: 0, clipNorm: 1, accountant: 'rdp', secureAggregation: true, secaggThreshold: 2, secaggNumShares: 0, secaggGroupSize: 2 },
+  };
+  await store.put(taskKey(task), JSON.stringify(taskRecord));
+  // The aggregator re-draws groups every round; here h shares a group with each of the others once.
+  const partitions = [[['a', 'h'], ['b', 'c']], [['b', 'h'], ['a', 'c']], [['c', 'h'], ['a', 'b']]];
+  let previous = flat([0.5, -0.5, 0.25, 1, 0, -1, 0.5, 0.5, 0.5]);
+  let input = await uploadAdapter(modelId, '', task, 0, previous);
+  for (const [k, partition] of partitions.entries()) {
+    const n = k + 1;
+    const mean = new Float32Array(layout.totalElements);
+    for (const m of members) for (let i = 0; i < mean.length; i++) mean[i]! += updates[m]![i]! / members.length;
+    const next = previous.map((p, i) => p + mean[i]!);
+    const output = await uploadAdapter(modelId, input, task, n, next);
+    const secaggGroups = partition.map((g, i) => ({ group: `g${i + 1}`, participants: g, survivors: g, stage: 'done' }) as unknown as SecAggRoundState);
+    for (const [i, g] of partition.entries()) {
+      const sum = new Float32Array(layout.totalElements);
+      for (const m of g) for (let j = 0; j < sum.length; j++) sum[j]! += updates[m]![j]!;
+      const doc: GroupSumShard = { group: `g${i + 1}`, shard: 0, offset: 0, survivors: g, values: Buffer.from(sum.buffer).toString('base64') };
+      await store.put(groupSumKey(task, n, 1, `g${i + 1}`, 0), JSON.stringify(doc));
+    }
+    const round: Partial<RoundRecord> = {
+      taskId: task, number: n, attempt: 1, state: 'published', selected: members, dropped: [], inputVersionId: input, outputVersionId: output, secaggGroups,
+      received: members.map((tenant) => ({ tenant, sha256: 'x', numExamples: 10, bytes: 36, tensors: [], numShards: 1, samplingRate: 1, noiseMultiplier: 0, steps: 1, at: Date.now() })),
+      layout: { tensors: TENSORS.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), fingerprint: layout.fingerprint, totalElements: layout.totalElements },
+    };
+    await store.put(roundKey(task, n), JSON.stringify(round));
+    const res = await client.score(task, n);
+    assert.equal(res.method, 'secure-group');
+    assert.equal(res.secure, true);
+    const [p1, p2] = partition as [string[], string[]];
+    assert.equal(res.values[p1[0]!], res.values[p1[1]!], 'members of one group share its value equally');
+    assert.ok(res.values[p2[0]!]! > res.values[p1[0]!]!, `round ${n}: the group without h is worth more (${JSON.stringify(res.values)})`);
+    assert.ok(Math.abs(Object.values(res.values).reduce((x, y) => x + y, 0) - 1) < 1e-5, 'values sum to v(all) - v(empty) = 1');
+    assert.deepEqual(await store.list(groupSumPrefix(task, n, 1)), [], 'group sums are deleted once the round is scored');
+    previous = next;
+    input = output;
+  }
+  const table = (await client.contributions(task)).contributions;
+  const cumulative = new Map(table.map((c) => [c.tenant, c.cumulativeValue]));
+  for (const m of ['a', 'b', 'c']) assert.ok(cumulative.get('h')! < cumulative.get(m)! - 0.1, `h ends lowest: ${JSON.stringify([...cumulative])}`);
+  assert.equal(files.reads.get(task), undefined, 'no individual update of the task was read');
 });

@@ -129,3 +129,16 @@ export interface SecAggRoundState {
   /** Clients whose masked input is in the sum, fixed when collection closed. */
   survivors: string[];
 }
+
+/**
+ * One shard of one group's unmasked sum (stored at `groupSumKey` for valuation): the float32 sum of
+ * the group's survivors' clipped updates over coordinates [offset, offset + length).
+ */
+export interface GroupSumShard {
+  group: string;
+  shard: number;
+  offset: number;
+  survivors: readonly string[];
+  /** base64 of little-endian float32 values. */
+  values: string;
+}

@@ -15,6 +15,7 @@ import { MaskedSumAccumulator, type UnmaskPlan } from '@fedmm/secagg';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import { ACTIVE_PREFIX, distancesKey, groupSumKey, optimizerStateKey, roundKey, secaggPlanKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
 import { groupOfClient, secureGroups } from '../secagg/driver.js';
+import type { GroupSumShard } from '../domain/types.js';
 import { decodePlan } from '../secagg/plan-codec.js';
 import { finishMaskedShard, type MaskedGroupShard } from './masked-shard.js';
 import type { RoundRecord, TaskRecord } from '../domain/types.js';
@@ -425,9 +426,10 @@ export class AggregationWorker {
     }
     for (const key of [...st.masked.keys()]) if (key.startsWith(`${shardIndex}/`)) st.masked.delete(key);
     if (round.secaggGroups) {
+      const offset = shardAt(st.layout, shardIndex, round.shardElements).start;
       for (const g of out.groupSums) {
         const bytes = Buffer.from(g.sum.buffer, g.sum.byteOffset, g.sum.byteLength);
-        await this.d.store.put(groupSumKey(task.taskId, round.number, round.attempt, g.group!, shardIndex), JSON.stringify({ group: g.group, shard: shardIndex, survivors: g.survivors, values: bytes.toString('base64') }));
+        await this.d.store.put(groupSumKey(task.taskId, round.number, round.attempt, g.group!, shardIndex), JSON.stringify({ group: g.group!, shard: shardIndex, offset, survivors: g.survivors, values: bytes.toString('base64') } satisfies GroupSumShard));
       }
     }
     await this.storeShardResult(st, shardIndex, out.values, out.contributors);

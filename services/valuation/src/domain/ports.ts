@@ -30,6 +30,8 @@ export interface RoundView {
   readonly inputVersionId: string;
   readonly outputVersionId: string;
   readonly layout: { readonly tensors: readonly { readonly name: string; readonly shape: readonly number[]; readonly modality?: string }[] };
+  /** Under secure aggregation in groups: the groups whose sums unmasked, each with its survivors. */
+  readonly secureGroups?: readonly SecureGroup[];
 }
 
 /** Where tasks and rounds come from. */
@@ -59,6 +61,8 @@ export type EvaluatorSource = (task: TaskView, round: RoundView) => Promise<{ re
 export interface SecureAggregates {
   groups(task: TaskView, round: RoundView): Promise<SecureGroup[]>;
   aggregateOfGroups(task: TaskView, round: RoundView, groupIds: readonly string[]): Promise<Map<string, Float32Array>>;
+  /** Called once the round is scored: what was kept only for valuation can go. */
+  release?(task: TaskView, round: RoundView): Promise<void>;
 }
 
 /** Access tiers as the registry enforces them. */

@@ -73,6 +73,7 @@ export class Scorer {
       await this.#o.audit.append(taskId, 'reward.assigned', { round: roundNumber, cumulative: state.cumulative, shares: state.shares, tiers: state.tiers }, 'valuation');
       for (const [tenant, v] of Object.entries(state.cumulative)) fedmmMetrics().contribution.set(v, { tenant, task: taskId });
       if (!task.secureAggregation) await this.#o.updates.removeRound(taskId, roundNumber);
+      else await this.#o.secure.release?.(task, round);
       this.#o.log.info('round scored', { task: taskId, round: roundNumber, method: valuation.method, utility: valuation.utility, evaluations: valuation.evaluations });
       return { round: valuation, table: contributionTable(state, task) };
     });
