@@ -40,10 +40,10 @@ export interface SecurePlatform {
   baseVersion: string;
   layout: TensorLayout;
   workerGroup: string;
-  /** Creates a one-round secure task over `members` and opens its round. */
-  openTask(members: string[], privacy: Partial<tpb.PrivacyConfig>, deadlineSeconds: number): Promise<string>;
-  /** Plays one client of the task's round 1 (attempt 1) until `dropAt`. */
-  runClient(taskId: string, tenant: string, update: Float32Array, clipNorm: number, dropAt?: DropAt): Promise<void>;
+  /** Creates a secure task over `members` (one round unless told) and opens its round 1; later rounds open as each publishes. */
+  openTask(members: string[], privacy: Partial<tpb.PrivacyConfig>, deadlineSeconds: number, rounds?: number): Promise<string>;
+  /** Plays one client of the task's round (1 unless told, its current attempt) until `dropAt`. */
+  runClient(taskId: string, tenant: string, update: Float32Array, clipNorm: number, dropAt?: DropAt, round?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -85,10 +85,10 @@ export async function startSecurePlatform(redisDb: number): Promise<SecurePlatfo
 
   return {
     bus, store, coordinator, registry, baseVersion, layout, workerGroup,
-    async openTask(members, privacy, deadlineSeconds) {
+    async openTask(members, privacy, deadlineSeconds, rounds = 1) {
       const taskId = uniqueId('sec');
       const task = tpb.Task.fromPartial({
-        taskId, modelId: baseVersion.split('@')[0]!, baseVersionId: baseVersion, members, rounds: 1, strategy: { name: 'fedavg' },
+        taskId, modelId: baseVersion.split('@')[0]!, baseVersionId: baseVersion, members, rounds, strategy: { name: 'fedavg' },
         roundDeadlineSeconds: deadlineSeconds, privacy: { secureAggregation: true, ...privacy },
       });
       await whileLeading(() => coordinator.createTask({ task }).catch((e: unknown) => {
@@ -99,18 +99,18 @@ export async function startSecurePlatform(redisDb: number): Promise<SecurePlatfo
       }, 'the coordinator to open round 1');
       return taskId;
     },
-    async runClient(taskId, tenant, update, clipNorm, dropAt = 'never') {
+    async runClient(taskId, tenant, update, clipNorm, dropAt = 'never', number = 1) {
       if (dropAt === 'before-setup') return;
-      const round = (await coordinator.getRound({ taskId, number: 1 })).round!;
+      const round = (await coordinator.getRound({ taskId, number })).round!;
       const connection = new GatewayConnection({ address: `localhost:${gateway.port}`, tls: readClientTlsFiles(pkiDir, tenant), log, backoff: { baseMs: 100, capMs: 1000, maxAttempts: 5 } });
       connections.push(connection);
       const deadline = round.deadline ? round.deadline.seconds * 1000 + Math.floor(round.deadline.nanos / 1e6) : 0;
-      const session = new SecAggSession({ connection, taskId, round: 1, attempt: round.attempt, tenant, deadlineUnixMs: deadline, log, pollSeconds: 5 });
+      const session = new SecAggSession({ connection, taskId, round: number, attempt: round.attempt, tenant, deadlineUnixMs: deadline, log, pollSeconds: 5 });
       await session.handshake();
       if (dropAt === 'after-keys') return;
       const words = await session.mask(update, clipNorm);
       const payload = maskedPayload(layout, words);
-      await connection.uploadUpdate({ taskId, round: 1, uploadId: `${tenant}-${taskId}`, update: payload, numExamples: 10 });
+      await connection.uploadUpdate({ taskId, round: number, uploadId: `${tenant}-${taskId}-${number}`, update: payload, numExamples: 10 });
       if (dropAt === 'after-upload') return;
       await session.unmask();
     },
