@@ -48,7 +48,7 @@ export function describeTask(t: tpb.Task): string {
     ['strategy', `${t.strategy?.name || 'fedavg'}${Object.keys(t.strategy?.params ?? {}).length ? ` ${JSON.stringify(t.strategy?.params)}` : ''}`],
     ['selection', `fraction ${t.selection?.fraction || 1}, min ${t.selection?.minClients || 1}${t.selection?.maxClients ? `, max ${t.selection.maxClients}` : ''} clients`],
     ['deadline', `${t.roundDeadlineSeconds} s per round`],
-    ['privacy', !p || !p.mode || p.mode === 'none' ? 'none' : `${p.mode}-level DP, noise ${p.noiseMultiplier.toFixed(3)}, delta ${p.delta}, ${p.accountant}${p.secureAggregation ? ', secure aggregation' : ''}`],
+    ['privacy', !p || !p.mode || p.mode === 'none' ? 'none' : `${p.mode}-level DP, noise ${p.noiseMultiplier.toFixed(3)}, delta ${p.delta}, ${p.accountant}${p.secureAggregation ? `, secure aggregation${p.secaggGroupSize > 0 ? ` in groups of ${p.secaggGroupSize}` : ''}` : ''}`],
     ['client config', Object.entries(t.clientConfig).map(([k, v]) => `${k}=${v}`).join(', ') || '-'],
     ['valuation', t.valuationMethod || 'auto'],
     ['created', when(t.createTime)],
