@@ -1,5 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { UnmaskPlan } from './messages.js';
 import { encode } from './fixed-point.js';
 import { applyMasks } from './prg.js';
@@ -80,4 +82,20 @@ test('a pool refuses a range outside the vector, bad sizes, and work after close
   await closed.unmaskShard({ plan: p, maskedSum: new Uint32Array(100), offset: 0 });
   await closed.close();
   await assert.rejects(closed.unmaskShard({ plan: p, maskedSum: new Uint32Array(100), offset: 0 }), /closed/);
+});
+
+test('a process with an idle pool exits, whatever flags it was started with', () => {
+  // The child's own flags (--input-type) would break a worker that inherited them, and an idle
+  // worker that held the event loop would keep the child alive until the timeout.
+  const index = fileURLToPath(new URL('./index.js', import.meta.url));
+  const script = `
+    import { UnmaskPool } from ${JSON.stringify(index)};
+    const pool = new UnmaskPool({ threads: 2, minParallelWork: 0 });
+    const plan = { roundId: 'exit', vectorLength: 1000, survivors: ['a'], corrections: [{ seed: new Uint8Array(32), sign: 1 }], encoding: { clipRange: 1, maxSummands: 2 } };
+    const words = await pool.unmaskShard({ plan, maskedSum: new Uint32Array(1000), offset: 0 });
+    process.stdout.write(String(words[999]));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  const plan: UnmaskPlan = { roundId: 'exit', vectorLength: 1000, survivors: ['a'], corrections: [{ seed: new Uint8Array(32), sign: 1 }], encoding: { clipRange: 1, maxSummands: 2 } };
+  assert.equal(out, String(unmaskShard({ plan, maskedSum: new Uint32Array(1000), offset: 0 })[999]));
 });

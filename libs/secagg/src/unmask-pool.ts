@@ -29,7 +29,9 @@ class PoolThread {
   private dead: Error | undefined;
 
   constructor() {
-    this.worker = new Worker(new URL('./unmask-worker.js', import.meta.url));
+    // The thread needs none of the process's flags, and some (--input-type, preloads) would
+    // break or slow its start.
+    this.worker = new Worker(new URL('./unmask-worker.js', import.meta.url), { execArgv: [] });
     // An idle pool must not keep the process alive; a busy one must, until its jobs answer.
     this.worker.unref();
     this.worker.on('message', (r: UnmaskJobResult) => {
