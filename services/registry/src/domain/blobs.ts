@@ -9,8 +9,11 @@ import { isSha256Hex } from '@fedmm/tensor';
 export interface BlobWriter {
   readonly bytesWritten: number;
   append(data: Uint8Array): Promise<void>;
-  /** Verifies size and sha256, fsyncs and moves the file into place; returns the digest. */
-  commit(expected: { sha256: string; size: number }): Promise<{ sha256: string; size: number; path: string }>;
+  /**
+   * Verifies size and sha256 (when expected is given: an upload announces them; a blob the registry
+   * writes itself is stored under the digest of what it wrote), fsyncs and moves the file into place.
+   */
+  commit(expected?: { sha256: string; size: number }): Promise<{ sha256: string; size: number; path: string }>;
   abort(): Promise<void>;
 }
 
@@ -68,8 +71,8 @@ export class BlobStore {
         done = true;
         const sha = hash.digest('hex');
         try {
-          if (written !== expected.size) throw new FedmmError('DATA_LOSS', `artifact has ${written} bytes but the header announced ${expected.size}; upload it again`);
-          if (sha !== expected.sha256) throw new FedmmError('DATA_LOSS', `artifact sha256 ${sha} does not match the announced ${expected.sha256}; upload it again`);
+          if (expected && written !== expected.size) throw new FedmmError('DATA_LOSS', `artifact has ${written} bytes but the header announced ${expected.size}; upload it again`);
+          if (expected && sha !== expected.sha256) throw new FedmmError('DATA_LOSS', `artifact sha256 ${sha} does not match the announced ${expected.sha256}; upload it again`);
           await fh.sync();
           await fh.close();
           const dest = pathOf(sha);

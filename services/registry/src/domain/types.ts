@@ -64,3 +64,17 @@ export interface NewVersion {
   artifactSha256: string;
   artifactSize: number;
 }
+
+/** A round's version, assembled from the shards its workers staged. */
+export interface NewRoundVersion {
+  modelId: string;
+  parentVersionId: string;
+  taskId: string;
+  round: number;
+  attempt: number;
+  numShards: number;
+  /** The round's tensors, stored as F32; sorted by name and flattened, the shards cover them in index order. */
+  tensors: { name: string; shape: number[]; modality?: string }[];
+  lineage?: LineageInfo;
+  metrics: Record<string, number>;
+}

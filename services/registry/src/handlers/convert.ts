@@ -1,3 +1,4 @@
+import { FedmmError } from '@fedmm/core';
 import { registry as pb, lineage as lpb, tensor as tpb } from '@fedmm/proto';
 import type { AccessRuleRecord, LayoutInfo, LineageInfo, ModelKind, ModelRecord, Stage, VersionRecord } from '../domain/types.js';
 
@@ -38,6 +39,11 @@ export function lineageFromPb(l: lpb.Lineage | undefined): LineageInfo | undefin
     parentVersionId: l.parentVersionId,
     ...(l.privacy ? { privacy: { ...l.privacy } } : {}),
   };
+}
+
+export function roundAttemptFromPb(r: pb.RoundAttempt | undefined): { taskId: string; round: number; attempt: number } {
+  if (!r) throw new FedmmError('INVALID_ARGUMENT', 'round (task_id, round, attempt) is required');
+  return { taskId: r.taskId, round: r.round, attempt: r.attempt };
 }
 
 export function versionToPb(v: VersionRecord): pb.ModelVersion {

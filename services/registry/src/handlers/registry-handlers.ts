@@ -1,11 +1,12 @@
-import { registry as pb } from '@fedmm/proto';
+import { registry as pb, tensor as tpb } from '@fedmm/proto';
 import { FedmmError, type Logger } from '@fedmm/core';
 import { unary, clientStream, serverStream, type ServiceBinding } from '@fedmm/service-kit';
 import { crc32c } from '@fedmm/tensor';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import type { Registry } from '../domain/registry.js';
 import type { BlobWriter } from '../domain/blobs.js';
-import { kindFromPb, lineageFromPb, modelToPb, ruleToPb, stageFromPb, versionToPb } from './convert.js';
+import type { StagedShardWriter } from '../domain/round-staging.js';
+import { kindFromPb, lineageFromPb, modelToPb, roundAttemptFromPb, ruleToPb, stageFromPb, versionToPb } from './convert.js';
 
 const MAX_CHUNK = 1024 * 1024;
 
@@ -29,8 +30,56 @@ export function registryBinding(reg: Registry, log: Logger, limits: { maxArtifac
     }),
     collectGarbage: unary('CollectGarbage', log, async (req: pb.CollectGarbageRequest) => {
       const r = await reg.collectGarbage(req.dryRun);
-      return { removedSha256: r.removed, bytesFreed: r.bytesFreed };
+      return { removedSha256: r.removed, bytesFreed: r.bytesFreed, removedRoundAttempts: r.removedRoundAttempts };
     }),
+    putRoundShard: clientStream('PutRoundShard', log, async (messages: AsyncIterable<pb.PutRoundShardRequest>) => {
+      let writer: StagedShardWriter | undefined;
+      try {
+        for await (const msg of messages) {
+          const p = msg.payload;
+          if (!p) throw new FedmmError('INVALID_ARGUMENT', 'a PutRoundShard message carries neither a header nor a chunk');
+          if (p.$case === 'header') {
+            if (writer) throw new FedmmError('INVALID_ARGUMENT', 'the shard header was sent twice; send it once, first');
+            const h = p.value;
+            writer = await reg.beginRoundShard({
+              modelId: h.modelId, ...roundAttemptFromPb(h.round), shard: h.shard,
+              elementOffset: h.elementOffset, elementCount: h.elementCount, contributors: h.contributors, sha256: h.sha256,
+            }, limits.maxArtifactBytes);
+            continue;
+          }
+          if (!writer) throw new FedmmError('INVALID_ARGUMENT', 'the first PutRoundShard message must be the header');
+          const c = p.value;
+          if (c.data.byteLength > MAX_CHUNK) throw new FedmmError('INVALID_ARGUMENT', `chunk of ${c.data.byteLength} bytes exceeds ${MAX_CHUNK}; send chunks of at most 1 MiB`);
+          if (c.offset !== writer.bytesWritten) throw new FedmmError('INVALID_ARGUMENT', `chunk at offset ${c.offset} but ${writer.bytesWritten} bytes were received; send chunks in order`);
+          if (crc32c(c.data) !== c.crc32c) throw new FedmmError('DATA_LOSS', `chunk at offset ${c.offset} fails its CRC-32C check; resend the shard`);
+          await writer.append(c.data);
+          m.bytesIn.add(c.data.byteLength, { service: 'registry' });
+        }
+        if (!writer) throw new FedmmError('INVALID_ARGUMENT', 'the shard ended before its header; send a header, then chunks');
+        const { alreadyStaged } = await writer.commit();
+        writer = undefined;
+        return { alreadyStaged };
+      } finally {
+        await writer?.abort();
+      }
+    }),
+    assembleRoundVersion: unary('AssembleRoundVersion', log, async (req: pb.AssembleRoundVersionRequest) => {
+      const lineage = lineageFromPb(req.lineage);
+      const r = await reg.assembleRoundVersion({
+        modelId: req.modelId,
+        parentVersionId: req.parentVersionId,
+        ...roundAttemptFromPb(req.round),
+        numShards: req.numShards,
+        tensors: (req.layout?.tensors ?? []).map((t) => {
+          if (t.dtype !== tpb.DType.D_TYPE_F32 && t.dtype !== tpb.DType.D_TYPE_UNSPECIFIED) throw new FedmmError('INVALID_ARGUMENT', `tensor ${t.name}: a round's version is F32`);
+          return { name: t.name, shape: t.shape.map(Number), ...(t.modality ? { modality: t.modality } : {}) };
+        }),
+        ...(lineage ? { lineage } : {}),
+        metrics: req.metrics,
+      });
+      return { version: versionToPb(r.version), alreadyAssembled: r.alreadyAssembled };
+    }),
+    discardRoundShards: unary('DiscardRoundShards', log, async (req: pb.DiscardRoundShardsRequest) => ({ removed: await reg.discardRoundShards(roundAttemptFromPb(req.round)) })),
     uploadVersion: clientStream('UploadVersion', log, async (messages: AsyncIterable<pb.UploadVersionRequest>) => {
       let header: pb.UploadVersionHeader | undefined;
       let writer: BlobWriter | undefined;
