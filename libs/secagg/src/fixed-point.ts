@@ -115,6 +115,7 @@ export function encode(
 /**
  * Encodes `values` in blocks of BLOCK_WORDS coordinates (one rounding coin per coordinate, drawn
  * in order) and hands each encoded block to `visit`; the block is reused after `visit` returns.
+ * With the SIMD kernels the block is their staging target, so `visit` may stage nothing else.
  */
 export function encodeBlocks(
   values: Float32Array,
