@@ -196,7 +196,7 @@ console.log(`| clients | params | numShares / threshold | wall plain (clients in
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.clients} | ${(r.params / 1e6).toFixed(0)}M | ${r.shares} / ${r.threshold} | ${fmt(r.plainParallel)} | ${fmt(r.secureParallel)} | ${r.parallelRatio.toFixed(2)}x | ` +
+    `| ${r.clients} | ${r.params >= 1e6 ? `${r.params / 1e6}M` : `${r.params / 1e3}k`} | ${r.shares} / ${r.threshold} | ${fmt(r.plainParallel)} | ${fmt(r.secureParallel)} | ${r.parallelRatio.toFixed(2)}x | ` +
     `${r.pooledRatio.toFixed(2)}x | ${r.serialRatio.toFixed(2)}x | ${fmt(r.maskMs)} | ${fmt(r.unmaskMs)} / ${fmt(r.pooledUnmaskMs)} | ${mib(r.plainBytes)} | ${mib(r.secureBytes)} | ${r.bytesRatio.toFixed(4)}x |`,
   );
 }
