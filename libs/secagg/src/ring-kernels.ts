@@ -1,4 +1,5 @@
 import { endianness } from 'node:os';
+import { Code, F64, I32, V128, encodeModule, f64Bytes, webAssembly, type FunctionDef } from '@fedmm/wasm';
 
 // WebAssembly SIMD kernels for the two hot loops of masking: adding a keystream slice into a
 // vector mod 2^32 (i32x4.add, four words per instruction, where the scalar loop goes through a
@@ -46,82 +47,12 @@ export interface RingKernels {
 }
 
 // Opcodes (core, then SIMD after the 0xfd prefix).
-const BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x40;
-const LOCAL_GET = 0x20, LOCAL_SET = 0x21, I32_CONST = 0x41, I32_ADD = 0x6a, I32_GE_U = 0x4f, I32_SHL = 0x74;
-const I32_AND = 0x71, F64_CONST = 0x44, F64_ADD = 0xa0, F64_SUB = 0xa1, F64_EQ = 0x61;
-const I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
+const I32_ADD = 0x6a, I32_SHL = 0x74, I32_AND = 0x71, F64_CONST = 0x44, F64_ADD = 0xa0, F64_SUB = 0xa1, F64_EQ = 0x61;
 const V128_LOAD = 0x00, V128_STORE = 0x0b, V128_LOAD64_ZERO = 0x5d, V128_STORE64_LANE = 0x5b;
 const F64X2_SPLAT = 0x14, F64X2_EXTRACT_LANE = 0x21, I32X4_ADD = 0xae, I32X4_SUB = 0xb1;
 const F64X2_PROMOTE_LOW_F32X4 = 0x5f, F64X2_CONVERT_LOW_I32X4_U = 0xff, I32X4_TRUNC_SAT_F64X2_U_ZERO = 0xfd;
 const F64X2_CEIL = 0x74, F64X2_FLOOR = 0x75, F64X2_ADD = 0xf0, F64X2_SUB = 0xf1, F64X2_MUL = 0xf2;
 const F64X2_PMIN = 0xf6, F64X2_PMAX = 0xf7;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  n |= 0;
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (s: string): number[] => vec([...Buffer.from(s, 'utf8')].map((b) => [b]));
-
-/** Instruction builder for one function body. */
-class Code {
-  readonly bytes: number[] = [];
-  emit(...b: number[]): this {
-    this.bytes.push(...b);
-    return this;
-  }
-  get(local: number): this {
-    return this.emit(LOCAL_GET, ...uleb(local));
-  }
-  set(local: number): this {
-    return this.emit(LOCAL_SET, ...uleb(local));
-  }
-  i32(value: number): this {
-    return this.emit(I32_CONST, ...sleb(value));
-  }
-  simd(opcode: number, ...immediates: number[]): this {
-    return this.emit(0xfd, ...uleb(opcode), ...immediates);
-  }
-  /** A SIMD memory access at address (top of stack) + offset; alignment as log2 bytes. */
-  mem(opcode: number, alignLog2: number, offset: number, ...lane: number[]): this {
-    return this.simd(opcode, ...uleb(alignLog2), ...uleb(offset), ...lane);
-  }
-  /** `for (q = 0; q < end; q += step) body()`, with q and end locals (q starts at zero). */
-  loop(q: number, end: number, step: number, body: () => void): this {
-    this.emit(BLOCK, VOID, LOOP, VOID);
-    this.get(q).get(end).emit(I32_GE_U, BR_IF, 1);
-    body();
-    this.get(q).i32(step).emit(I32_ADD).set(q);
-    return this.emit(BR, 0, END, END);
-  }
-}
-
-interface FunctionDef {
-  readonly name: string;
-  readonly params: readonly number[];
-  readonly results: readonly number[];
-  readonly locals: readonly number[];
-  readonly body: Code;
-}
 
 /** add / subtract(count): target[i] op= stream[i] over whole vectors covering count words. */
 function ringKernel(fnName: string, opcode: number): FunctionDef {
@@ -185,41 +116,9 @@ function encodeKernel(): FunctionDef {
   };
 }
 
-function f64Bytes(x: number): number[] {
-  const b = Buffer.alloc(8);
-  b.writeDoubleLE(x);
-  return [...b];
-}
-
 /** The kernel module's bytes. */
 export function ringKernelModule(): Uint8Array {
-  const fns = [ringKernel('add', I32X4_ADD), ringKernel('subtract', I32X4_SUB), encodeKernel()];
-  const types = fns.map((f) => [0x60, ...vec(f.params.map((t) => [t])), ...vec(f.results.map((t) => [t]))]);
-  const codes = fns.map((f) => {
-    const locals = vec(f.locals.map((t) => [1, t]));
-    const body = [...locals, ...f.body.bytes, END];
-    return [...uleb(body.length), ...body];
-  });
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec(types)),
-    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(MEMORY_PAGES)]])),
-    ...section(3, vec(fns.map((_, i) => uleb(i)))),
-    ...section(7, vec(fns.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
-    ...section(10, vec(codes)),
-  ]);
-}
-
-// The few WebAssembly JS API members used here (the repository's lib settings carry no
-// WebAssembly types: they come with lib.dom, which server code must not pull in).
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: { env: { memory: WasmMemory } }) => { readonly exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum: number }) => WasmMemory;
+  return encodeModule(MEMORY_PAGES, [ringKernel('add', I32X4_ADD), ringKernel('subtract', I32X4_SUB), encodeKernel()]);
 }
 
 /**
@@ -229,7 +128,7 @@ interface WasmApi {
 export function createRingKernels(): RingKernels | undefined {
   // WebAssembly memory is little-endian; the typed-array views over it are in platform order.
   if (endianness() !== 'LE') return undefined;
-  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const wasm = webAssembly();
   if (wasm === undefined) return undefined;
   const bytes = ringKernelModule();
   if (!wasm.validate(bytes)) return undefined;

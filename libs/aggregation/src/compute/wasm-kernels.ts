@@ -1,4 +1,4 @@
-import { Code, F64, type FunctionDef, I32, V128, encodeModule, op, simd } from './wasm-encoder.js';
+import { Code, F64, type FunctionDef, I32, V128, encodeModule, op, simd, webAssembly, type WasmApi, type WasmMemory } from '@fedmm/wasm';
 
 // WebAssembly SIMD kernels for the linear (memory-bound) operations. The scalar JavaScript loop
 // tops out well below memcpy bandwidth: one float64 multiply-add per element, no vectors. Here
@@ -40,18 +40,6 @@ export interface WasmKernels {
   scaleInto(out: Float32Array, src: Float64Array, start: number, length: number, factor: number): void;
   /** A zeroed float64 sum, in WebAssembly memory (updated in place) when it is long enough and fits. */
   allocateSum(length: number): Float64Array;
-}
-
-// The few WebAssembly JS API members used here (the repository's lib settings carry no WebAssembly
-// types: they come with lib.dom, which server code must not pull in).
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: { env: { memory: WasmMemory } }) => { readonly exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
 }
 
 type SumKernel = (accAddr: number, n: number, w0: number, w1: number, w2: number, w3: number, w4: number, w5: number, w6: number, w7: number) => void;
@@ -228,7 +216,7 @@ export function createWasmKernels(options: WasmKernelOptions = {}): WasmKernels 
   if (!Number.isInteger(blockLength) || blockLength < 4 || blockLength % 4 !== 0 || stagingBytes(blockLength) > MAX_MEMORY_BYTES / 2) {
     throw new RangeError(`blockLength must be a positive multiple of 4 below 2^24, got ${blockLength}`);
   }
-  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const wasm = webAssembly();
   if (wasm === undefined) return undefined;
   let module = compiled.get(blockLength);
   if (module === undefined) {

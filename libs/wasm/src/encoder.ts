@@ -5,6 +5,8 @@
 export const I32 = 0x7f;
 export const F64 = 0x7c;
 export const V128 = 0x7b;
+/** The empty block type. */
+const VOID = 0x40;
 
 /** Opcodes used by the kernels (single-byte core ones; SIMD ones follow the 0xfd prefix). */
 export const op = Object.freeze({
@@ -80,6 +82,21 @@ export class Code {
   mem(opcode: number, alignLog2: number, offset: number, ...lane: number[]): this {
     return this.simd(opcode, ...uleb(alignLog2), ...uleb(offset), ...lane);
   }
+  /** `for (q = 0; q < end; q += step) body()`, with q and end i32 locals (q starts at zero). */
+  loop(q: number, end: number, step: number, body: () => void): this {
+    this.emit(op.block, VOID, op.loop, VOID);
+    this.get(q).get(end).emit(op.i32GeU, op.brIf, 1);
+    body();
+    this.get(q).i32(step).emit(op.i32Add).set(q);
+    return this.emit(op.br, 0, op.end, op.end);
+  }
+}
+
+/** The little-endian bytes of a float64 immediate (f64.const). */
+export function f64Bytes(x: number): number[] {
+  const b = Buffer.alloc(8);
+  b.writeDoubleLE(x);
+  return [...b];
 }
 
 /** One exported function: parameter and result types, extra locals, and its body. */
