@@ -2,6 +2,7 @@
 // gateway on mutual TLS), restartable on the same store, bus, data dir and ports; company agents
 // as `fedmm client run` processes; the base model pretrained and registered by `fedmm model pretrain`.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,7 +14,9 @@ import { RedisStore } from '@fedmm/store';
 import { aggregator as apb, registry as rpb, task as tpb } from '@fedmm/proto';
 import { initPkiDir, PkiFiles } from '@fedmm/pki';
 import { createRpcClient, type RpcClient, type ServiceName } from '@fedmm/service-kit';
-import { kafkaBrokers, redisDbUrl, uniqueId } from '../support/env.js';
+import { after, before } from 'node:test';
+import { DEFAULT_COMPANIES, PUBLIC_SPEC, synthesize } from '@fedmm/data';
+import { kafkaBrokers, redisDbUrl, tempDir, uniqueId } from '../support/env.js';
 import { startGroupAtEnd } from '../observability/platform.js';
 // The CLI is an application, not a workspace package, so its embedded platform has no package name to import by.
 import { startPlatform, type Platform } from '../../../cli/dist/platform.js';
@@ -340,4 +343,70 @@ export async function startCuttingRelay(target: string, cutAfterBytes: number, o
       server.close(() => r());
     }),
   };
+}
+
+/** The agent's round state file (agent-state.json), as far as the tests read it. */
+export interface AgentStateFile { version: number; rounds: Record<string, { status: string; uploadId?: string; updateFile?: string }> }
+
+export const readAgentState = (a: AgentProcess): AgentStateFile => JSON.parse(readFileSync(join(a.workDir, 'agent-state.json'), 'utf8')) as AgentStateFile;
+
+/** Matches a log record by its message (exact string or pattern). */
+export const logIs = (msg: string | RegExp) => (r: LogRecord): boolean => (typeof msg === 'string' ? r.msg === msg : msg.test(r.msg));
+
+/** What {@link useAgentFederation} sets up; its fields are valid inside the suite's tests. */
+export interface AgentFederation {
+  readonly root: string;
+  readonly data: string;
+  readonly platform: RestartablePlatform;
+  readonly modelId: string;
+  readonly baseVersion: string;
+  /** Starts `fedmm client run` for a tenant on its synthetic train split; stopped after the suite. */
+  agent(tenant: string, taskIds: string | readonly string[], work: string, opts?: { extraArgs?: readonly string[]; gateway?: string }): AgentProcess;
+}
+
+/**
+ * Registers before/after hooks in the calling suite: gridco with a few dozen training samples and
+ * homesafe with 400 (its training outlasts a platform stop or a SIGTERM), the platform on Redis
+ * database `redisDb`, and a base pretrained on the public split.
+ */
+export function useAgentFederation(name: string, seed: number, redisDb: number): AgentFederation {
+  const [gridco, homesafe] = DEFAULT_COMPANIES;
+  const agents: AgentProcess[] = [];
+  let root = '';
+  let platform: RestartablePlatform | undefined;
+  const fed = {
+    root: '', data: '', modelId: '', baseVersion: '',
+    get platform(): RestartablePlatform {
+      if (!platform) throw new Error('the agent federation is not set up yet');
+      return platform;
+    },
+    agent(tenant: string, taskIds: string | readonly string[], work: string, opts: { extraArgs?: readonly string[]; gateway?: string } = {}): AgentProcess {
+      const a = startAgent({
+        tenant, gateway: opts.gateway ?? fed.platform.gateway, pkiDir: fed.platform.pkiDir, dataDir: join(fed.data, tenant, 'train'),
+        taskId: taskIds, workDir: join(fed.root, work, tenant), ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+      });
+      agents.push(a);
+      return a;
+    },
+  };
+  before(async () => {
+    root = tempDir(name);
+    fed.root = root;
+    fed.data = join(root, 'data');
+    await synthesize({
+      outDir: fed.data,
+      seed,
+      companies: [{ ...gridco!, trainSize: 24, testSize: 8 }, { ...homesafe!, trainSize: 400, testSize: 8 }],
+      publicSpec: { ...PUBLIC_SPEC, trainSize: 48 },
+    });
+    platform = await RestartablePlatform.create(root, redisDb, ['gridco', 'homesafe']);
+    fed.modelId = uniqueId(`${name}-model`);
+    fed.baseVersion = await platform.registerBase(fed.modelId, join(fed.data, 'public'));
+  });
+  after(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await platform?.stop();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+  return fed;
 }
