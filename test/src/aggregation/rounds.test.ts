@@ -5,11 +5,13 @@ import { KafkaBus } from '@fedmm/bus';
 import { RedisStore } from '@fedmm/store';
 import { createRpcClient, hostService, type HostedService, type RpcClient } from '@fedmm/service-kit';
 import { registryModule } from '@fedmm/registry-service';
-import { aggregatorModule } from '@fedmm/aggregator-service';
+import { aggregatorModule, distancesPrefix, selectionKey, shardResultPrefix } from '@fedmm/aggregator-service';
 import { kafkaBrokers, redisDbUrl, serviceEnv, tempDir, uniqueId } from '../support/env.js';
 import { downloadTensors, uploadVersion, type NamedArrays } from '../support/models.js';
 import { publishUpdateAsGateway } from '../support/updates.js';
 import { waitFor } from '@fedmm/core';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 // Three tensors over four shards of 64 elements; "a" is an image adapter some clients lack.
 const LAYOUT = [
@@ -92,6 +94,33 @@ describe('rounds end to end on real Kafka and Redis', { timeout: 240_000 }, () =
 
   const roundOf = async (taskId: string, n: number): Promise<tpb.Round> => (await client.getRound({ taskId, number: n })).round!;
 
+  /**
+   * After publication the store keeps no shard values of the round attempt: every key of the task
+   * is small (the values went to the registry; only server-optimizer moments per shard stay, needed
+   * by the next round), and the attempt's done-markers and Krum documents go right after. The
+   * registry dropped its staged shards once it assembled the version.
+   */
+  const assertNoAttemptValues = async (taskId: string, n: number, attempt: number): Promise<void> => {
+    const ofTask = async (): Promise<{ key: string; value: string }[]> => (await store.list('fedmm:aggregator:')).filter((e) => e.key.split(':').includes(taskId));
+    for (const e of await ofTask()) {
+      if (e.key.split(':').includes('optstate')) continue;
+      assert.ok(!/"values"/.test(e.value) && e.value.length < 4096, `${e.key} holds ${e.value.length} bytes: no shard values stay in the store`);
+    }
+    const ofAttempt = async (): Promise<string[]> => (await ofTask()).map((e) => e.key).filter((k) => {
+      const parts = k.split(':');
+      const at = parts.indexOf(taskId);
+      return parts[at + 1] === String(n) && parts[at + 2] === String(attempt);
+    });
+    await waitFor(async () => (await ofAttempt()).length === 0, { timeoutMs: 10_000, what: `the keys of round ${n} attempt ${attempt} to be deleted`, intervalMs: 100 }).catch(async (e: unknown) => {
+      assert.fail(`${(e as Error).message}: ${(await ofAttempt()).join(', ')}`);
+    });
+    assert.deepEqual(await store.list(shardResultPrefix(taskId, n, attempt)), [], 'no done-markers are left');
+    assert.deepEqual(await store.list(distancesPrefix(taskId, n, attempt)), [], 'no Krum distances are left');
+    assert.equal(await store.get(selectionKey(taskId, n, attempt)), undefined, 'no Krum selection is left');
+    const staged = join(dir, 'blobs', 'rounds', taskId);
+    assert.deepEqual(existsSync(staged) ? readdirSync(staged, { recursive: true }) : [], [], 'the registry keeps no staged shards of the round');
+  };
+
   test('a round aggregates per-tensor FedAvg across shards, counts duplicates once, and opens the next round', async () => {
     const taskId = uniqueId('t');
     await createTask(taskId);
@@ -116,6 +145,7 @@ describe('rounds end to end on real Kafka and Redis', { timeout: 240_000 }, () =
       assert.equal(g.length, w.length);
       for (let i = 0; i < w.length; i++) assert.ok(Math.abs(g[i]! - w[i]!) <= 1e-6 * (1 + Math.abs(w[i]!)), `${name}[${i}]: ${g[i]} vs ${w[i]}`);
     }
+    await assertNoAttemptValues(taskId, 1, 1);
     // The task moves on by itself.
     await waitFor(async () => (await client.getTask({ taskId })).task!.currentRound === 2, { timeoutMs: 10_000, what: 'round 2 to open' });
     const r2 = await roundOf(taskId, 2);
@@ -174,6 +204,7 @@ describe('rounds end to end on real Kafka and Redis', { timeout: 240_000 }, () =
         await client.reportUpdateReceived({ taskId, round: 1, tenant: m, updateSha256: p.sha256, numExamples: 10, numShards: p.shards, tensors: [...update.keys()], bytes: 0, samplingRate: 0, noiseMultiplier: 0, steps: 0 });
       }
       await waitFor(async () => (await roundOf(taskId, 1)).state === tpb.RoundState.ROUND_STATE_PUBLISHED, { timeoutMs: 60_000, what: `${c.name} to publish`, intervalMs: 200 });
+      await assertNoAttemptValues(taskId, 1, 1);
       const got = await downloadTensors(registry.address, (await roundOf(taskId, 1)).outputVersionId);
       let worst = 0;
       for (const [name, prev] of prevTensors) {

@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
-import { FedmmError, KeyedMutex, type Logger } from '@fedmm/core';
+import { FedmmError, KeyedMutex, isFedmmError, type Logger } from '@fedmm/core';
 import { context, trace, type Link } from '@opentelemetry/api';
 import { Topics, type Bus } from '@fedmm/bus';
 import { getJson, listJson, type Store } from '@fedmm/store';
 import { events as epb } from '@fedmm/proto';
-import { createLayout, shardAt, shardCount, scatterShard, DEFAULT_SHARD_ELEMENTS, type ParamDType } from '@fedmm/tensor';
+import { createLayout, shardCount, DEFAULT_SHARD_ELEMENTS, type ParamDType } from '@fedmm/tensor';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import type { LeaderLease } from './lease.js';
 import { selectClients } from './selection.js';
 import { activeKey, distancesPrefix, roundKey, roundPrefix, selectionKey, shardResultPrefix, taskKey, TASK_PREFIX } from './keys.js';
 import { createStrategy, selectKrum, sumPartialDistances } from '@fedmm/aggregation';
-import type { ReceivedUpdate, RoundRecord, RoundState, TaskRecord } from './types.js';
-import type { AuditPort, MechanismEvent, PrivacyPort, RegistryPort, ValuationPort } from '../ports/index.js';
+import type { ReceivedUpdate, RoundRecord, RoundState, ShardDoneMarker, TaskRecord } from './types.js';
+import type { AuditPort, MechanismEvent, PrivacyPort, RegistryPort, ValuationPort, VersionInfo } from '../ports/index.js';
 import { validateNewTask, type NewTask } from './task-validation.js';
 import { groupOfClient, isSecureRound, SecAggDriver, secureGroups, unmaskedSurvivors } from '../secagg/driver.js';
 
@@ -391,6 +391,8 @@ export class Coordinator {
     await this.fencedPut(roundKey(r.taskId, r.number), failed);
     await this.fencedDelete(activeKey(r.taskId));
     await this.secagg.cleanup(r, { discardGroupSums: true }).catch((e: unknown) => this.d.log.warn('cannot delete the secure-aggregation state of the round', { err: e }));
+    await this.deleteAttemptState(r).catch((e: unknown) => this.d.log.warn('cannot delete the per-attempt state of the round', { err: e }));
+    await this.d.registry.discardRoundShards(r.taskId, r.number, r.attempt).catch((e: unknown) => this.d.log.warn('cannot discard the staged shards of the failed attempt; registry garbage collection removes them later', { err: e }));
     if (r.reservationId) {
       await this.d.privacy.release(r.reservationId, reason).catch((e: unknown) => this.d.log.error('privacy release failed', { err: e }));
       await this.d.audit.append(r.taskId, 'budget.released', { round: r.number, attempt: r.attempt, reservationId: r.reservationId, reason }, 'coordinator');
@@ -416,10 +418,10 @@ export class Coordinator {
         await this.seal(task.taskId, r.number, 'deadline');
       } else if (r.state === 'aggregating') {
         if (createStrategy(task.strategy).coordination === 'distances') await this.selectForKrum(task, r);
-        const done = await this.d.store.list(shardResultPrefix(task.taskId, r.number, r.attempt));
-        const broken = isSecureRound(r) && done.map((e) => JSON.parse(e.value) as { shard: number; failed?: string }).find((x) => x.failed !== undefined);
+        const done = (await this.d.store.list(shardResultPrefix(task.taskId, r.number, r.attempt))).map((e) => JSON.parse(e.value) as ShardDoneMarker);
+        const broken = isSecureRound(r) && done.find((x) => x.failed !== undefined);
         if (broken) await this.failRound(r, `shard ${broken.shard} cannot be unmasked: ${broken.failed}`, true);
-        else if (done.length >= r.numShards) await this.publish(task, r, done.map((e) => e.value));
+        else if (done.length >= r.numShards) await this.publish(task, r);
       }
     }
   }
@@ -439,24 +441,11 @@ export class Coordinator {
     await this.d.audit.append(task.taskId, 'aggregation.selection', { round: r.number, attempt: r.attempt, strategy: cfg.name, selected }, 'coordinator');
   }
 
-  private async publish(task: TaskRecord, r: RoundRecord, shardDocs: string[]): Promise<void> {
+  /** Every shard is staged at the registry: commit the spend, have the registry assemble the version, close the round. */
+  private async publish(task: TaskRecord, r: RoundRecord): Promise<void> {
     await this.mutex.run(task.taskId, async () => {
       const cur = await this.getRound(task.taskId, r.number);
       if (cur.state !== 'aggregating' || cur.attempt !== r.attempt) return;
-      const layout = createLayout(r.layout.tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, ...(t.modality ? { modality: t.modality } : {}) })));
-      const into = new Map<string, Float32Array>();
-      for (const e of layout.entries) into.set(e.name, new Float32Array(e.length));
-      const shards = new Set<number>();
-      for (const doc of shardDocs) {
-        const s = JSON.parse(doc) as { shard: number; values: string };
-        shards.add(s.shard);
-        const buf = Buffer.from(s.values, 'base64');
-        const values = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-        scatterShard(layout, shardAt(layout, s.shard, r.shardElements), values, into);
-      }
-      if (shards.size !== r.numShards) throw new FedmmError('INTERNAL', `round ${r.number} has results for ${shards.size} of ${r.numShards} shards`);
-      const tensors = new Map<string, { shape: number[]; data: Float32Array; modality?: string }>();
-      for (const t of r.layout.tensors) tensors.set(t.name, { shape: t.shape, data: into.get(t.name)!, ...(t.modality ? { modality: t.modality } : {}) });
       let epsilonByTenant: Record<string, number> = {};
       if (r.reservationId) {
         const actual = task.privacy.mode === 'record'
@@ -468,18 +457,29 @@ export class Coordinator {
       const epsilonSpent = Object.values(epsilonByTenant).reduce((m, x) => Math.max(m, x), 0);
       // One round gathers many uploads: its publication is a span linked to each upload's trace.
       const links: Link[] = r.received.filter((u) => u.trace).map((u) => ({ context: { traceId: u.trace!.traceId, spanId: u.trace!.spanId, traceFlags: 1 } }));
-      const version = await trace.getTracer('@fedmm/aggregator').startActiveSpan('round publish', { links, attributes: { task: task.taskId, round: r.number } }, async (span) => {
-        try {
-          return await this.publishToRegistry(task, r, tensors, epsilonSpent);
-        } finally {
-          span.end();
+      let version: VersionInfo;
+      try {
+        version = await trace.getTracer('@fedmm/aggregator').startActiveSpan('round publish', { links, attributes: { task: task.taskId, round: r.number } }, async (span) => {
+          try {
+            return await this.assembleAtRegistry(task, r, epsilonSpent);
+          } finally {
+            span.end();
+          }
+        });
+      } catch (e) {
+        // Done-markers without their staged shards (the registry lost them): only a new attempt can recompute them.
+        if (isFedmmError(e) && e.code === 'FAILED_PRECONDITION') {
+          await this.failRoundLocked(cur, `the registry cannot assemble the round's version: ${e.message}`, true);
+          return;
         }
-      });
+        throw e;
+      }
       const now = Date.now();
       const published: RoundRecord = { ...cur, state: 'published', outputVersionId: version.versionId, closedAt: now, shardsDone: r.numShards };
       await this.fencedPut(roundKey(task.taskId, r.number), published);
       await this.fencedDelete(activeKey(task.taskId));
       await this.secagg.cleanup(r).catch((e: unknown) => this.d.log.warn('cannot delete the secure-aggregation state of the round', { err: e }));
+      await this.deleteAttemptState(r).catch((e: unknown) => this.d.log.warn('cannot delete the per-attempt state of the round', { err: e }));
       const finished = r.number >= task.rounds;
       await this.fencedPut(taskKey(task.taskId), { ...task, latestVersionId: version.versionId, state: finished ? 'completed' : 'running' });
       const groupSums = r.secaggGroups?.filter((g) => g.stage === 'done').map((g) => ({ id: g.group, members: g.survivors }));
@@ -497,20 +497,38 @@ export class Coordinator {
   }
 
 
-  private publishToRegistry(task: TaskRecord, r: RoundRecord, tensors: Map<string, { shape: number[]; data: Float32Array; modality?: string }>, epsilonSpent: number): Promise<import('../ports/index.js').VersionInfo> {
-    return this.d.registry.publishVersion({
-        modelId: task.modelId,
-        parentVersionId: r.inputVersionId,
-        lineage: {
-          taskId: task.taskId,
-          round: r.number,
-          contributingClients: r.received.map((u) => u.tenant).sort(),
-          strategy: task.strategy.name,
-          privacy: { mode: task.privacy.mode, noiseMultiplier: task.privacy.noiseMultiplier, clipNorm: task.privacy.clipNorm, delta: task.privacy.delta, epsilonSpent, secureAggregation: task.privacy.secureAggregation },
-        },
-        metrics: { clients: r.received.length, examples: r.received.reduce((s, u) => s + u.numExamples, 0) },
-        tensors,
-      });
+  private assembleAtRegistry(task: TaskRecord, r: RoundRecord, epsilonSpent: number): Promise<VersionInfo> {
+    return this.d.registry.assembleRoundVersion({
+      modelId: task.modelId,
+      parentVersionId: r.inputVersionId,
+      taskId: task.taskId,
+      round: r.number,
+      attempt: r.attempt,
+      numShards: r.numShards,
+      tensors: r.layout.tensors,
+      lineage: {
+        taskId: task.taskId,
+        round: r.number,
+        contributingClients: r.received.map((u) => u.tenant).sort(),
+        strategy: task.strategy.name,
+        privacy: { mode: task.privacy.mode, noiseMultiplier: task.privacy.noiseMultiplier, clipNorm: task.privacy.clipNorm, delta: task.privacy.delta, epsilonSpent, secureAggregation: task.privacy.secureAggregation },
+      },
+      metrics: { clients: r.received.length, examples: r.received.reduce((s, u) => s + u.numExamples, 0) },
+    });
+  }
+
+  /**
+   * Deletes what the round attempt kept in the store for its workers: done-markers and Krum's
+   * distances and selection (the shard values live at the registry). Group sums are valuation's:
+   * it deletes them once scored (a failed attempt's go with the secure-aggregation state).
+   */
+  private async deleteAttemptState(r: RoundRecord): Promise<void> {
+    const keys = [
+      ...(await this.d.store.list(shardResultPrefix(r.taskId, r.number, r.attempt))).map((e) => e.key),
+      ...(await this.d.store.list(distancesPrefix(r.taskId, r.number, r.attempt))).map((e) => e.key),
+      selectionKey(r.taskId, r.number, r.attempt),
+    ];
+    for (let i = 0; i < keys.length; i += 200) await this.d.store.atomic([this.d.lease.fence()], keys.slice(i, i + 200).map((key) => ({ key, value: null })));
   }
 
   private async publishEvent(taskId: string, round: number, event: epb.RoundEvent['event']): Promise<void> {

@@ -63,6 +63,17 @@ export interface ReceivedUpdate {
   trace?: { traceId: string; spanId: string };
 }
 
+/**
+ * A worker's record in the store that it finished a shard of a round attempt: the values are staged
+ * at the registry, so this holds none. `failed` marks a secure shard that could not be unmasked.
+ */
+export interface ShardDoneMarker {
+  shard: number;
+  worker: string;
+  contributors?: number;
+  failed?: string;
+}
+
 export interface LayoutTensorInfo {
   name: string;
   dtype: string;

@@ -1,8 +1,8 @@
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { FedmmError } from '@fedmm/core';
-import { registry as rpb, tensor as tpb } from '@fedmm/proto';
+import { lineage as lpb, registry as rpb, tensor as tpb } from '@fedmm/proto';
 import { createRpcClient, type RpcClient } from '@fedmm/service-kit';
-import { crc32c, parseSafetensors, serializeSafetensors, sha256Hex, toFloat32, makeTensor, type Tensor } from '@fedmm/tensor';
+import { crc32c, parseSafetensors, sha256Hex, toFloat32 } from '@fedmm/tensor';
 import type { LayoutTensorInfo } from '../domain/types.js';
 
 export interface VersionInfo {
@@ -13,19 +13,43 @@ export interface VersionInfo {
   layout: { tensors: LayoutTensorInfo[]; fingerprint: string };
 }
 
-export interface NewAdapterVersion {
+/** One finished shard of a round, for the registry to stage until the round's version is assembled. */
+export interface RoundShard {
+  modelId: string;
+  taskId: string;
+  round: number;
+  attempt: number;
+  shard: number;
+  /** First flattened element the shard covers. */
+  elementOffset: number;
+  contributors: number;
+  values: Float32Array;
+}
+
+/** A round's version, assembled by the registry from the staged shards 0..numShards-1. */
+export interface RoundVersion {
   modelId: string;
   parentVersionId: string;
+  taskId: string;
+  round: number;
+  attempt: number;
+  numShards: number;
+  /** The round's tensors (stored as F32), in any order: the registry sorts them by name like the round layout. */
+  tensors: LayoutTensorInfo[];
   lineage: { taskId: string; round: number; contributingClients: string[]; strategy: string; privacy?: { mode: string; noiseMultiplier: number; clipNorm: number; delta: number; epsilonSpent: number; secureAggregation: boolean } };
   metrics: Record<string, number>;
-  tensors: Map<string, { shape: number[]; data: Float32Array; modality?: string }>;
 }
 
 /** What the aggregator needs from the registry. */
 export interface RegistryPort {
   getVersion(versionId: string): Promise<VersionInfo>;
   readTensors(versionId: string): Promise<Map<string, Float32Array>>;
-  publishVersion(v: NewAdapterVersion): Promise<VersionInfo>;
+  /** Stages a finished shard (a worker); a replay with the same bytes is accepted, other bytes are ALREADY_EXISTS. */
+  putRoundShard(s: RoundShard): Promise<{ alreadyStaged: boolean }>;
+  /** Assembles the round's version from its staged shards (the coordinator); idempotent by task, round and attempt. */
+  assembleRoundVersion(v: RoundVersion): Promise<VersionInfo>;
+  /** Drops the staged shards of a round attempt that failed. */
+  discardRoundShards(taskId: string, round: number, attempt: number): Promise<void>;
   close(): void;
 }
 
@@ -48,7 +72,6 @@ export function versionInfoOf(v: rpb.ModelVersion): VersionInfo {
 export class GrpcRegistryPort implements RegistryPort {
   private readonly client: RpcClient<typeof rpb.RegistryServiceService>;
   private readonly cache = new Map<string, Map<string, Float32Array>>();
-  private readonly metadataCache = new Map<string, Record<string, string>>();
   constructor(address: string, creds?: ChannelCredentials) {
     this.client = createRpcClient(rpb.RegistryServiceService, address, creds);
   }
@@ -83,7 +106,6 @@ export class GrpcRegistryPort implements RegistryPort {
     const bytes = Buffer.concat(parts);
     if (bytes.byteLength !== expected) throw new FedmmError('DATA_LOSS', `downloaded ${bytes.byteLength} of ${expected} bytes of ${versionId}`);
     const parsed = parseSafetensors(bytes);
-    this.metadataCache.set(versionId, { ...(parsed.header.metadata ?? {}) });
     const out = new Map<string, Float32Array>();
     for (const [name, t] of parsed.tensors) out.set(name, Float32Array.from(toFloat32(t)));
     if (this.cache.size > 8) this.cache.delete(this.cache.keys().next().value!);
@@ -91,37 +113,44 @@ export class GrpcRegistryPort implements RegistryPort {
     return out;
   }
 
-  async publishVersion(v: NewAdapterVersion): Promise<VersionInfo> {
-    const tensors = new Map<string, Tensor>();
-    // Settings of the adapters (LoRA rank and alpha, tokenizer ...) carry forward from the parent.
-    if (!this.metadataCache.has(v.parentVersionId)) await this.readTensors(v.parentVersionId);
-    const inherited = Object.fromEntries(Object.entries(this.metadataCache.get(v.parentVersionId) ?? {}).filter(([k]) => !/^fedmm\.(task|round|modality\.|scale\.)/.test(k)));
-    const metadata: Record<string, string> = { ...inherited, 'fedmm.task': v.lineage.taskId, 'fedmm.round': String(v.lineage.round) };
-    for (const [name, t] of v.tensors) {
-      tensors.set(name, makeTensor('F32', t.shape, t.data));
-      if (t.modality) metadata[`fedmm.modality.${name}`] = t.modality;
-    }
-    const bytes = serializeSafetensors(tensors, metadata);
-    const sha = sha256Hex(bytes);
-    const res = await new Promise<rpb.UploadVersionResponse>((resolve, reject) => {
-      const call = this.client.uploadVersion({ deadlineMs: 120_000 }, (err, r) => (err ? reject(err) : resolve(r!)));
-      call.write({ payload: { $case: 'header', value: rpb.UploadVersionHeader.fromPartial({
-        modelId: v.modelId,
-        kind: rpb.ModelKind.MODEL_KIND_ADAPTER,
-        parentVersionId: v.parentVersionId,
-        lineage: { ...v.lineage, parentVersionId: v.parentVersionId, privacy: v.lineage.privacy },
-        metrics: v.metrics,
-        artifactSha256: sha,
-        artifactSize: bytes.byteLength,
-      }) } });
+  async putRoundShard(s: RoundShard): Promise<{ alreadyStaged: boolean }> {
+    const bytes = Buffer.from(s.values.buffer, s.values.byteOffset, s.values.byteLength);
+    const res = await new Promise<rpb.PutRoundShardResponse>((resolve, reject) => {
+      const call = this.client.putRoundShard({ deadlineMs: 60_000 }, (err, r) => (err ? reject(err) : resolve(r!)));
+      call.write({ payload: { $case: 'header', value: {
+        modelId: s.modelId,
+        round: { taskId: s.taskId, round: s.round, attempt: s.attempt },
+        shard: s.shard,
+        elementOffset: s.elementOffset,
+        elementCount: s.values.length,
+        contributors: s.contributors,
+        sha256: sha256Hex(bytes),
+      } } });
       const step = 1024 * 1024;
       for (let off = 0; off < bytes.byteLength; off += step) {
-        const data = Buffer.from(bytes.buffer, bytes.byteOffset + off, Math.min(step, bytes.byteLength - off));
+        const data = bytes.subarray(off, Math.min(off + step, bytes.byteLength));
         call.write({ payload: { $case: 'chunk', value: { offset: off, data, crc32c: crc32c(data) } } });
       }
       call.end();
     });
+    return { alreadyStaged: res.alreadyStaged };
+  }
+
+  async assembleRoundVersion(v: RoundVersion): Promise<VersionInfo> {
+    const res = await this.client.assembleRoundVersion({
+      modelId: v.modelId,
+      parentVersionId: v.parentVersionId,
+      round: { taskId: v.taskId, round: v.round, attempt: v.attempt },
+      numShards: v.numShards,
+      layout: { fingerprint: '', tensors: v.tensors.map((t) => ({ name: t.name, dtype: tpb.DType.D_TYPE_F32, shape: t.shape, scale: 0, modality: t.modality ?? '' })) },
+      lineage: lpb.Lineage.fromPartial({ ...v.lineage, parentVersionId: v.parentVersionId }),
+      metrics: v.metrics,
+    }, { deadlineMs: 300_000 });
     return versionInfoOf(res.version!);
+  }
+
+  async discardRoundShards(taskId: string, round: number, attempt: number): Promise<void> {
+    await this.client.discardRoundShards({ round: { taskId, round, attempt } }, { deadlineMs: 30_000 });
   }
 
   close(): void {

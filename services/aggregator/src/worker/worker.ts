@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FedmmError, type Logger } from '@fedmm/core';
+import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
 import { Topics, type Bus, type BusMessage, type Consumer } from '@fedmm/bus';
 import { getJson, listJson, type Store } from '@fedmm/store';
 import {
@@ -15,7 +15,7 @@ import { MaskedSumAccumulator, type UnmaskPlan } from '@fedmm/secagg';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import { ACTIVE_PREFIX, distancesKey, groupSumKey, optimizerStateKey, roundKey, secaggPlanKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
 import { groupOfClient, secureGroups } from '../secagg/driver.js';
-import type { GroupSumShard } from '../domain/types.js';
+import type { GroupSumShard, ShardDoneMarker } from '../domain/types.js';
 import { decodePlan } from '../secagg/plan-codec.js';
 import { finishMaskedShard, type MaskedGroupShard } from './masked-shard.js';
 import type { RoundRecord, TaskRecord } from '../domain/types.js';
@@ -71,11 +71,14 @@ export class AggregationWorker {
   private consumer: Consumer | undefined;
   /** Next offset to read, per partition this worker owns. */
   private readonly positions = new Map<number, bigint>();
+  /** Bumped at every change of ownership: a record read before it does not move the positions after it. */
+  private generation = 0;
   /** Pending chunks: `${task}/${round}/${client}/${sha}` -> shard -> seq -> piece. */
   private readonly pending = new Map<string, Map<number, Map<number, Piece>>>();
   /** Verdicts already applied: `${task}/${round}/${attempt}/${client}/${shard}`. */
   private readonly applied = new Set<string>();
   private readonly rounds = new Map<string, RoundState>();
+  private readonly loadingRounds = new Map<string, Promise<RoundState | undefined>>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private inFlight: Promise<void> | undefined;
@@ -108,7 +111,7 @@ export class AggregationWorker {
           this.positions.set(p.partition, start);
           consumer.seek(Topics.updates, p.partition, start.toString());
         }
-        this.d.log.info('worker owns partitions', { worker: this.id, partitions: parts.map((p) => p.partition) });
+        this.d.log.info('worker owns partitions', { worker: this.id, partitions: parts.map((p) => p.partition), from: Object.fromEntries([...this.positions].map(([p, o]) => [p, o.toString()])) });
       },
       onRevoke: async () => {
         this.resetState();
@@ -154,20 +157,25 @@ export class AggregationWorker {
   }
 
   private resetState(): void {
+    this.generation++;
     this.positions.clear();
     this.pending.clear();
     this.applied.clear();
     this.rounds.clear();
+    this.loadingRounds.clear();
   }
 
   private async onRecord(msg: BusMessage): Promise<void> {
-    this.positions.set(msg.partition, BigInt(msg.offset) + 1n);
+    const generation = this.generation;
     try {
       if (recordKind(msg.headers) === 'verdict') await this.onVerdict(msg);
       else this.onChunk(msg);
     } catch (e) {
       // A malformed record is skipped, never fatal: the gateway validated what it produced.
       (msg.headers['fedmm-v'] === undefined ? this.d.log.debug : this.d.log.warn)('skipping an update record', { worker: this.id, partition: msg.partition, offset: msg.offset, err: e });
+    } finally {
+      // A record counts as read only once folded: a verdict still awaiting its round's state must hold back the shard's finish.
+      if (generation === this.generation) this.positions.set(msg.partition, BigInt(msg.offset) + 1n);
     }
   }
 
@@ -274,10 +282,24 @@ export class AggregationWorker {
     return acc;
   }
 
+  /**
+   * The worker's state of a round attempt, created once: the verdict handler and the finishing loop
+   * ask concurrently, and two copies would split the folded updates between them.
+   */
   private async roundState(taskId: string, n: number, attempt: number): Promise<RoundState | undefined> {
     const key = `${taskId}/${n}/${attempt}`;
     const have = this.rounds.get(key);
     if (have) return have;
+    let loading = this.loadingRounds.get(key);
+    if (!loading) {
+      loading = this.loadRoundState(key, taskId, n, attempt).finally(() => this.loadingRounds.delete(key));
+      this.loadingRounds.set(key, loading);
+    }
+    return loading;
+  }
+
+  private async loadRoundState(key: string, taskId: string, n: number, attempt: number): Promise<RoundState | undefined> {
+    const generation = this.generation;
     const round = (await getJson<RoundRecord>(this.d.store, roundKey(taskId, n)))?.value;
     if (!round || round.attempt !== attempt || round.state === 'published' || round.state === 'failed') return undefined;
     const task = (await getJson<TaskRecord>(this.d.store, taskKey(taskId)))?.value;
@@ -286,6 +308,8 @@ export class AggregationWorker {
     if (task.strategy.name !== 'fedavg' && task.strategy.name !== 'fedprox' && task.privacy.mode === 'client' && createStrategy(task.strategy).holdsAllValues) {
       throw new FedmmError('FAILED_PRECONDITION', `client-level DP clips updates inside linear strategies; ${task.strategy.name} is not linear`);
     }
+    // Ownership changed while loading: the state belongs to the records of the new assignment.
+    if (generation !== this.generation) return undefined;
     const st: RoundState = { round, task, layout, strategy: createStrategy(task.strategy), accumulators: new Map(), finished: new Set(), norms: new Map(), distancesStored: new Set(), masked: new Map(), plans: new Map() };
     this.rounds.set(key, st);
     return st;
@@ -293,6 +317,9 @@ export class AggregationWorker {
 
   /** Finishes the shards of aggregating rounds whose partitions this worker has read to the seal offsets. */
   private async finishReady(): Promise<void> {
+    // Positions are taken before the rounds are listed: a round missing from the list opened after
+    // this snapshot, so its records lie beyond it and committing up to the snapshot cannot skip them.
+    const readTo = new Map(this.positions);
     const active = await listJson<{ taskId: string; round: number; attempt: number }>(this.d.store, ACTIVE_PREFIX);
     const owned = new Set(this.consumer?.assignment().map((a) => a.partition) ?? []);
     const live = new Set<string>();
@@ -325,7 +352,8 @@ export class AggregationWorker {
           }
           if (!(await this.d.store.get(selectionKey(a.taskId, a.round, a.attempt)))) continue;
         }
-        await this.finishShard(st, s);
+        // A shard another owner finished before a rebalance is done: its result is staged at the registry.
+        if (!(await this.d.store.get(shardResultKey(a.taskId, a.round, a.attempt, s)))) await this.finishShard(st, s);
         st.finished.add(s);
       }
     }
@@ -334,7 +362,7 @@ export class AggregationWorker {
     if (this.consumer && owned.size > 0) {
       const commits = [];
       for (const p of owned) {
-        const pos = this.positions.get(p);
+        const pos = readTo.get(p);
         if (pos === undefined) continue;
         const floor = minStart.get(p);
         const off = floor !== undefined && floor < pos ? floor : pos;
@@ -390,10 +418,9 @@ export class AggregationWorker {
     } else {
       values = acc.finish(context);
     }
-    if (optimizerState && contributors > 0) {
-      await this.d.store.put(optimizerStateKey(task.taskId, shardIndex), Buffer.from(encodeServerOptimizerState(optimizerState)).toString('base64'));
-    }
-    await this.storeShardResult(st, shardIndex, values, contributors);
+    // The optimizer's new moments are saved with the done-marker, never before: a replay of the shard starts from the same moments.
+    const state = optimizerState && contributors > 0 ? { key: optimizerStateKey(task.taskId, shardIndex), value: Buffer.from(encodeServerOptimizerState(optimizerState)).toString('base64') } : undefined;
+    await this.stageShard(st, shardIndex, values, contributors, state ? [state] : []);
   }
 
   /**
@@ -420,7 +447,7 @@ export class AggregationWorker {
     } catch (e) {
       if (!(e instanceof FedmmError) || e.code !== 'FAILED_PRECONDITION') throw e;
       // The coordinator fails the round on this marker: a wrong sum must never be published.
-      await this.d.store.put(shardResultKey(task.taskId, round.number, round.attempt, shardIndex), JSON.stringify({ shard: shardIndex, worker: this.id, failed: e.message }));
+      await this.d.store.put(shardResultKey(task.taskId, round.number, round.attempt, shardIndex), JSON.stringify({ shard: shardIndex, worker: this.id, failed: e.message } satisfies ShardDoneMarker));
       this.d.log.error('secure shard cannot be unmasked', { worker: this.id, task: task.taskId, round: round.number, shard: shardIndex, err: e });
       return;
     }
@@ -432,13 +459,27 @@ export class AggregationWorker {
         await this.d.store.put(groupSumKey(task.taskId, round.number, round.attempt, g.group!, shardIndex), JSON.stringify({ group: g.group!, shard: shardIndex, offset, survivors: g.survivors, values: bytes.toString('base64') } satisfies GroupSumShard));
       }
     }
-    await this.storeShardResult(st, shardIndex, out.values, out.contributors);
+    await this.stageShard(st, shardIndex, out.values, out.contributors, []);
   }
 
-  private async storeShardResult(st: RoundState, shardIndex: number, values: Float32Array, contributors: number): Promise<void> {
+  /**
+   * Puts the finished shard to the registry, which stages it for the round's version, then records
+   * a small done-marker (with the shard's other writes, atomically) for the coordinator. A shard
+   * already staged with other bytes (a replay that drew other DP noise) keeps the staged bytes: the
+   * round publishes one draw per shard, the first.
+   */
+  private async stageShard(st: RoundState, shardIndex: number, values: Float32Array, contributors: number, writes: { key: string; value: string }[]): Promise<void> {
     const { round, task } = st;
-    const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-    await this.d.store.put(shardResultKey(task.taskId, round.number, round.attempt, shardIndex), JSON.stringify({ shard: shardIndex, contributors, worker: this.id, values: bytes.toString('base64') }));
+    const marker = shardResultKey(task.taskId, round.number, round.attempt, shardIndex);
+    const shard = shardAt(st.layout, shardIndex, round.shardElements);
+    try {
+      await this.d.registry.putRoundShard({ modelId: task.modelId, taskId: task.taskId, round: round.number, attempt: round.attempt, shard: shardIndex, elementOffset: shard.start, contributors, values });
+    } catch (e) {
+      if (!isFedmmError(e) || e.code !== 'ALREADY_EXISTS') throw e;
+      this.d.log.warn('the shard was already staged with other bytes by an earlier owner; that result stands', { worker: this.id, task: task.taskId, round: round.number, attempt: round.attempt, shard: shardIndex });
+    }
+    const done = await this.d.store.atomic([{ key: marker, version: 0 }], [...writes, { key: marker, value: JSON.stringify({ shard: shardIndex, contributors, worker: this.id } satisfies ShardDoneMarker) }]);
+    if (!done) return; // another owner recorded it first
     await this.d.bus.publish(Topics.shardResults, [{ key: `${task.taskId}/${round.number}`, value: new Uint8Array(0), headers: { 'fedmm-task': task.taskId, 'fedmm-round': String(round.number), 'fedmm-attempt': String(round.attempt), 'fedmm-shard': String(shardIndex), 'fedmm-contributors': String(contributors) } }]);
     this.d.log.debug('shard finished', { worker: this.id, task: task.taskId, round: round.number, shard: shardIndex, contributors });
   }
