@@ -19,7 +19,7 @@ import { KafkaBus, Topics } from '@fedmm/bus';
 import { RedisStore } from '@fedmm/store';
 import { aggregator as apb, gateway as gpb, registry as rpb, task as tpb, tensor as tensorPb } from '@fedmm/proto';
 import { PkiFiles, clientCredentials, initPkiDir, readClientTlsFiles, readServerTlsFiles, serverCredentials } from '@fedmm/pki';
-import { createRpcClient, hostService } from '@fedmm/service-kit';
+import { createRpcClient, hostService, startGrpcServer } from '@fedmm/service-kit';
 import { registryModule } from '@fedmm/registry-service';
 import { crc32c } from '@fedmm/tensor';
 
@@ -66,20 +66,27 @@ async function rawTcp(size) {
   return ms;
 }
 
+// The sink runs on the services' own server setup (startGrpcServer: keepalive, message limits,
+// widened HTTP/2 flow-control windows), so the ratio measures the gateway's work, not transport settings.
 async function grpcSink(pkiDir, size, header) {
-  const server = new Server({ 'grpc.max_receive_message_length': 4 * MiB });
-  server.addService(gpb.GatewayServiceService, {
-    uploadUpdate: (call, cb) => {
-      let n = 0;
-      call.on('data', (m) => { if (m.payload?.$case === 'chunk') n += m.payload.value.data.length; });
-      call.on('end', () => cb(null, { uploadId: 'sink', bytesReceived: n, complete: true, shards: 0 }));
-    },
+  const server = await startGrpcServer({
+    name: 'sink', host: '127.0.0.1', port: 0, credentials: serverCredentials(readServerTlsFiles(pkiDir)), log: createLogger({ service: 'sink' }, 'warn'),
+    services: [{
+      name: 'fedmm.v1.GatewayService',
+      definition: gpb.GatewayServiceService,
+      implementation: {
+        uploadUpdate: (call, cb) => {
+          let n = 0;
+          call.on('data', (m) => { if (m.payload?.$case === 'chunk') n += m.payload.value.data.length; });
+          call.on('end', () => cb(null, { uploadId: 'sink', bytesReceived: n, complete: true, shards: 0 }));
+        },
+      },
+    }],
   });
-  const port = await new Promise((res, rej) => server.bindAsync('127.0.0.1:0', serverCredentials(readServerTlsFiles(pkiDir)), (e, p) => (e ? rej(e) : res(p))));
-  const client = createRpcClient(gpb.GatewayServiceService, `localhost:${port}`, clientCredentials(readClientTlsFiles(pkiDir, 'acme')));
+  const client = createRpcClient(gpb.GatewayServiceService, `localhost:${server.port}`, clientCredentials(readClientTlsFiles(pkiDir, 'acme')));
   const ms = await timedUpload(client, header, size);
   client.close();
-  server.forceShutdown();
+  await server.shutdown(0);
   return ms;
 }
 
