@@ -1,4 +1,5 @@
-import { context, propagation, trace, SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { context, propagation, trace, SpanKind, type Span } from '@opentelemetry/api';
+import { inSpan } from '@fedmm/core';
 import type { Headers } from './port.js';
 
 const tracer = trace.getTracer('@fedmm/bus');
@@ -13,39 +14,21 @@ export function injectTraceHeaders(headers: Headers = {}): Headers {
 /** Runs fn inside a consumer span whose parent is the trace context carried by the headers. */
 export async function withConsumerSpan<T>(topic: string, headers: Headers, fn: (span: Span) => Promise<T>): Promise<T> {
   const parent = propagation.extract(context.active(), headers);
-  return tracer.startActiveSpan(
+  return inSpan(
+    tracer,
     `${topic} process`,
     { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': topic, 'messaging.operation': 'process' } },
+    fn,
     parent,
-    async (span) => {
-      try {
-        return await fn(span);
-      } catch (e) {
-        span.recordException(e as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
-        throw e;
-      } finally {
-        span.end();
-      }
-    },
   );
 }
 
 /** Runs a publish inside a producer span. */
 export async function withProducerSpan<T>(topic: string, count: number, fn: () => Promise<T>): Promise<T> {
-  return tracer.startActiveSpan(
+  return inSpan(
+    tracer,
     `${topic} publish`,
     { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': topic, 'messaging.operation': 'publish', 'messaging.batch.message_count': count } },
-    async (span) => {
-      try {
-        return await fn();
-      } catch (e) {
-        span.recordException(e as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
-        throw e;
-      } finally {
-        span.end();
-      }
-    },
+    () => fn(),
   );
 }

@@ -1,4 +1,5 @@
-import { SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { SpanKind, trace, type Attributes } from '@opentelemetry/api';
+import { inSpan } from '@fedmm/core';
 import type { Check, Entry, Store, Write } from '@fedmm/store';
 
 const tracer = trace.getTracer('@fedmm/telemetry');
@@ -10,17 +11,7 @@ const tracer = trace.getTracer('@fedmm/telemetry');
 export function tracedStore(store: Store): Store {
   const system = store.kind;
   const run = <T>(op: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> =>
-    tracer.startActiveSpan(`${system} ${op}`, { kind: SpanKind.CLIENT, attributes: { 'db.system': system, 'db.system.name': system, 'db.operation.name': op, ...attributes } }, async (span) => {
-      try {
-        return await fn();
-      } catch (e) {
-        span.recordException(e as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
-        throw e;
-      } finally {
-        span.end();
-      }
-    });
+    inSpan(tracer, `${system} ${op}`, { kind: SpanKind.CLIENT, attributes: { 'db.system': system, 'db.system.name': system, 'db.operation.name': op, ...attributes } }, () => fn());
   const key = (k: string): Attributes => ({ 'fedmm.store.key': k });
   return {
     kind: store.kind,
