@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { trace } from '@opentelemetry/api';
 import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
 import { Topics, type Bus, type BusMessage, type Consumer } from '@fedmm/bus';
 import { getJson, listJson, type Store } from '@fedmm/store';
@@ -473,7 +474,14 @@ export class AggregationWorker {
     const marker = shardResultKey(task.taskId, round.number, round.attempt, shardIndex);
     const shard = shardAt(st.layout, shardIndex, round.shardElements);
     try {
-      await this.d.registry.putRoundShard({ modelId: task.modelId, taskId: task.taskId, round: round.number, attempt: round.attempt, shard: shardIndex, elementOffset: shard.start, contributors, values });
+      // The put is its own trace (the shard's updates came from many uploads); the registry's handling joins it.
+      await trace.getTracer('@fedmm/aggregator').startActiveSpan('shard stage', { attributes: { task: task.taskId, round: round.number, attempt: round.attempt, shard: shardIndex } }, async (span) => {
+        try {
+          await this.d.registry.putRoundShard({ modelId: task.modelId, taskId: task.taskId, round: round.number, attempt: round.attempt, shard: shardIndex, elementOffset: shard.start, contributors, values });
+        } finally {
+          span.end();
+        }
+      });
     } catch (e) {
       if (!isFedmmError(e) || e.code !== 'ALREADY_EXISTS') throw e;
       this.d.log.warn('the shard was already staged with other bytes by an earlier owner; that result stands', { worker: this.id, task: task.taskId, round: round.number, attempt: round.attempt, shard: shardIndex });
