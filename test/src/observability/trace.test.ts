@@ -107,7 +107,7 @@ test("the round's publication to the registry is linked to every upload's trace"
   const publish = await waitFor(() => exporter.getFinishedSpans().find((s) => s.name === 'round publish' && s.attributes['task'] === taskId), { timeoutMs: 60_000, what: 'the round to publish', intervalMs: 200 });
   assert.ok(publish.links.some((l) => l.context.traceId === uploadTrace), 'the publication links to the upload trace');
   const inPublish = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === publish.spanContext().traceId);
-  assert.ok(inPublish.some((s) => s.kind === SpanKind.SERVER && /RegistryService\/UploadVersion/.test(s.name)), `the registry's UploadVersion is in the publication's trace: ${inPublish.map((s) => s.name).join(', ')}`);
+  assert.ok(inPublish.some((s) => s.kind === SpanKind.SERVER && /RegistryService\/AssembleRoundVersion/.test(s.name)), `the registry assembling the version is in the publication's trace: ${inPublish.map((s) => s.name).join(', ')}`);
 });
 
 test('the mTLS gateway answers plaintext health probes on its health port only', async () => {
