@@ -47,6 +47,8 @@ const KNOWN_ENV = new Set([
   'FEDMM_REGISTRY_ADDR', 'FEDMM_AGGREGATOR_ADDR', 'FEDMM_PRIVACY_ADDR', 'FEDMM_VALUATION_ADDR', 'FEDMM_LOG_LEVEL',
   'FEDMM_PROMETHEUS_PORT', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES',
   'FEDMM_COMPUTE', 'NODE_EXTRA_CA_CERTS', 'K8S_POD_NAME', 'K8S_NODE_NAME', 'GLIBC_TUNABLES',
+  // ...and every setting docs/CONFIGURATION.md documents.
+  ...Array.from(readFileSync(join(chartDir, '../../docs/CONFIGURATION.md'), 'utf8').matchAll(/`(FEDMM_[A-Z0-9_]+)`/g), (m) => m[1]),
 ]);
 
 function load(caseName) {

@@ -15,6 +15,8 @@ export interface AggregatorConfig {
   useValuationService: boolean;
   /** Consumer group of the workers on fedmm.updates. */
   workerGroup: string;
+  /** Threads that share the unmasking of one secure shard (1: the worker's own thread only). */
+  unmaskThreads: number;
 }
 
 export function readAggregatorConfig(read: EnvReader, _base: BaseConfig): AggregatorConfig {
@@ -28,5 +30,6 @@ export function readAggregatorConfig(read: EnvReader, _base: BaseConfig): Aggreg
     usePrivacyService: read.bool('FEDMM_AGGREGATOR_USE_PRIVACY', true),
     useValuationService: read.bool('FEDMM_AGGREGATOR_USE_VALUATION', true),
     workerGroup: read.string('FEDMM_AGGREGATOR_WORKER_GROUP', 'fedmm-aggregator-workers'),
+    unmaskThreads: read.int('FEDMM_AGGREGATOR_UNMASK_THREADS', 1, { min: 1, max: 64 }),
   };
 }

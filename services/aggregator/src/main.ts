@@ -1,5 +1,6 @@
 import { startLagProbe, type ServiceModule } from '@fedmm/service-kit';
 import { Topics } from '@fedmm/bus';
+import { UnmaskPool } from '@fedmm/secagg';
 import { readAggregatorConfig, type AggregatorConfig } from './config.js';
 import { Coordinator } from './domain/coordinator.js';
 import { LeaderLease } from './domain/lease.js';
@@ -51,8 +52,9 @@ export const aggregatorModule: ServiceModule<AggregatorConfig> = {
       autoAdvance: ctx.config.autoAdvance,
     });
     const workers: AggregationWorker[] = [];
+    const unmaskPool = ctx.config.inProcessWorkers > 0 ? createUnmaskPool(ctx.config) : undefined;
     for (let i = 0; i < ctx.config.inProcessWorkers; i++) {
-      const w = new AggregationWorker({ bus: ctx.bus, store: ctx.store, registry, log: ctx.log.child({ role: 'worker' }), tickMs: ctx.config.tickMs, group: ctx.config.workerGroup });
+      const w = new AggregationWorker({ bus: ctx.bus, store: ctx.store, registry, log: ctx.log.child({ role: 'worker' }), tickMs: ctx.config.tickMs, group: ctx.config.workerGroup, ...(unmaskPool ? { unmaskPool } : {}) });
       await w.start();
       workers.push(w);
     }
@@ -64,6 +66,7 @@ export const aggregatorModule: ServiceModule<AggregatorConfig> = {
         await lag?.stop();
         await coordinator.stop();
         for (const w of workers) await w.stop();
+        await unmaskPool?.close();
         registry.close();
       },
     };
@@ -77,7 +80,8 @@ export const aggregatorWorkerModule: ServiceModule<AggregatorConfig> = {
   async start(ctx) {
     await ensureTopics(ctx.bus);
     const registry = new GrpcRegistryPort(ctx.base.peers.registry, ctx.peerCredentials);
-    const worker = new AggregationWorker({ bus: ctx.bus, store: ctx.store, registry, log: ctx.log.child({ role: 'worker' }), tickMs: ctx.config.tickMs, group: ctx.config.workerGroup });
+    const unmaskPool = createUnmaskPool(ctx.config);
+    const worker = new AggregationWorker({ bus: ctx.bus, store: ctx.store, registry, log: ctx.log.child({ role: 'worker' }), tickMs: ctx.config.tickMs, group: ctx.config.workerGroup, ...(unmaskPool ? { unmaskPool } : {}) });
     await worker.start();
     const lag = startLagProbe({ bus: ctx.bus, group: ctx.config.workerGroup, topics: [Topics.updates], log: ctx.log });
     return {
@@ -85,8 +89,14 @@ export const aggregatorWorkerModule: ServiceModule<AggregatorConfig> = {
       async stop() {
         await lag.stop();
         await worker.stop();
+        await unmaskPool?.close();
         registry.close();
       },
     };
   },
 };
+
+/** The threads a process's workers share for unmasking secure shards; none when one thread is configured. */
+function createUnmaskPool(config: AggregatorConfig): UnmaskPool | undefined {
+  return config.unmaskThreads > 1 ? new UnmaskPool({ threads: config.unmaskThreads }) : undefined;
+}

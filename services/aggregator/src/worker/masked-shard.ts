@@ -1,6 +1,6 @@
 import { FedmmError } from '@fedmm/core';
 import { addGaussianNoise } from '@fedmm/dp';
-import type { MaskedSumAccumulator, UnmaskPlan } from '@fedmm/secagg';
+import type { MaskedSumAccumulator, UnmaskPlan, UnmaskPool } from '@fedmm/secagg';
 import type { PrivacySettings } from '../domain/types.js';
 
 /** One SecAgg+ instance's part of a shard: the masked sum of its survivors' chunks and its plan. */
@@ -19,6 +19,8 @@ export interface MaskedShardInput {
   /** The shard's values in the round's input version. */
   readonly previous: Float32Array;
   readonly privacy: PrivacySettings;
+  /** Threads that share the unmasking (each generates its own range of every mask stream). */
+  readonly pool?: UnmaskPool;
 }
 
 /** A finished shard: the new values, and each group's unmasked sum over the shard. */
@@ -35,7 +37,7 @@ export interface MaskedShardResult {
  * mean when the task asks for it, and steps from the previous values. The noise is added after
  * unmasking: the aggregator is trusted to see the exact sums.
  */
-export function finishMaskedShard({ groups, previous, privacy }: MaskedShardInput): MaskedShardResult {
+export async function finishMaskedShard({ groups, previous, privacy, pool }: MaskedShardInput): Promise<MaskedShardResult> {
   if (groups.length === 0) throw new FedmmError('FAILED_PRECONDITION', 'no secure-aggregation group of the round unmasked; nothing can be finished');
   const total = new Float64Array(previous.length);
   const groupSums: { group?: string; survivors: readonly string[]; sum: Float32Array }[] = [];
@@ -44,7 +46,7 @@ export function finishMaskedShard({ groups, previous, privacy }: MaskedShardInpu
     if (!acc) {
       throw new FedmmError('FAILED_PRECONDITION', `no masked input of round ${plan.roundId}${group !== undefined ? ` (group ${group})` : ''} reached this shard; the survivors' uploads are missing from fedmm.updates`);
     }
-    const sum = acc.finish(plan);
+    const sum = pool ? await acc.finishInPool(plan, pool) : acc.finish(plan);
     for (let i = 0; i < sum.length; i++) total[i]! += sum[i]!;
     k += plan.survivors.length;
     groupSums.push({ ...(group !== undefined ? { group } : {}), survivors: plan.survivors, sum });

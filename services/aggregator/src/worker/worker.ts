@@ -12,7 +12,7 @@ import { addGaussianNoise } from '@fedmm/dp';
 import {
   createLayout, decodeMaskedChunk, decodeUpdateChunk, decodeVerdict, isMaskedChunk, recordKind, shardAt, shardKey, type Shard, type TensorLayout,
 } from '@fedmm/tensor';
-import { MaskedSumAccumulator, type UnmaskPlan } from '@fedmm/secagg';
+import { MaskedSumAccumulator, type UnmaskPlan, type UnmaskPool } from '@fedmm/secagg';
 import { fedmmMetrics } from '@fedmm/telemetry';
 import { ACTIVE_PREFIX, distancesKey, groupSumKey, optimizerStateKey, roundKey, secaggPlanKey, selectionKey, shardResultKey, taskKey } from '../domain/keys.js';
 import { groupOfClient, secureGroups } from '../secagg/driver.js';
@@ -57,6 +57,8 @@ export interface WorkerDeps {
   group?: string;
   /** How often the worker checks for rounds it can finish. */
   tickMs?: number;
+  /** Threads that unmask a secure shard together; without it the worker's own thread unmasks. */
+  unmaskPool?: UnmaskPool;
 }
 
 /**
@@ -442,9 +444,9 @@ export class AggregationWorker {
       }
       groups.push({ ...(g.group !== undefined ? { group: g.group } : {}), acc: st.masked.get(`${shardIndex}/${id}`), plan });
     }
-    let out: ReturnType<typeof finishMaskedShard>;
+    let out: Awaited<ReturnType<typeof finishMaskedShard>>;
     try {
-      out = finishMaskedShard({ groups, previous, privacy: task.privacy });
+      out = await finishMaskedShard({ groups, previous, privacy: task.privacy, ...(this.d.unmaskPool ? { pool: this.d.unmaskPool } : {}) });
     } catch (e) {
       if (!(e instanceof FedmmError) || e.code !== 'FAILED_PRECONDITION') throw e;
       // The coordinator fails the round on this marker: a wrong sum must never be published.
