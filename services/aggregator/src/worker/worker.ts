@@ -61,6 +61,26 @@ export interface WorkerDeps {
   unmaskPool?: UnmaskPool;
 }
 
+/** A shard's server optimizer moments (base64 of encodeServerOptimizerState), with the round attempt that produced them and the moments it started from. */
+export interface SavedMoments {
+  round: number;
+  attempt: number;
+  moments: string;
+  /** Absent when the attempt started from fresh moments. */
+  before?: string;
+}
+
+/**
+ * The moments a shard of `round` starts from, given the last saved ones and, when they come from an
+ * earlier round, that round's record: moments count only if the attempt that wrote them is the one
+ * that published; otherwise (a failed attempt, or this round itself) the ones that attempt started from.
+ */
+export function startingMoments(doc: SavedMoments, round: Pick<RoundRecord, 'number' | 'attempt'>, producer: Pick<RoundRecord, 'state' | 'attempt'> | undefined): string | undefined {
+  // Written by this round (a failed attempt, or this attempt when a shard is computed again): step from where it started.
+  if (doc.round === round.number) return doc.before;
+  return producer?.state === 'published' && producer.attempt === doc.attempt ? doc.moments : doc.before;
+}
+
 /**
  * An aggregation worker: one member of the consumer group on fedmm.updates. It keeps, for each
  * shard of the partitions it owns, one running accumulator per round; an upload's chunks wait in
@@ -391,10 +411,11 @@ export class AggregationWorker {
     const acc = this.accumulator(st, shardIndex);
     let optimizerState: ServerOptimizerState | undefined;
     const algo = task.strategy.name;
+    let startMoments: string | undefined;
     if (algo === 'fedadam' || algo === 'fedyogi' || algo === 'fedadagrad') {
-      const saved = await this.d.store.get(optimizerStateKey(task.taskId, shardIndex));
-      optimizerState = saved
-        ? decodeServerOptimizerState(Buffer.from(saved.value, 'base64'))
+      startMoments = await this.momentsBefore(task.taskId, round, shardIndex);
+      optimizerState = startMoments !== undefined
+        ? decodeServerOptimizerState(Buffer.from(startMoments, 'base64'))
         : createServerOptimizerState(algo, shard.end - shard.start);
     }
     const contributors = acc.clientIds.length;
@@ -422,7 +443,15 @@ export class AggregationWorker {
       values = acc.finish(context);
     }
     // The optimizer's new moments are saved with the done-marker, never before: a replay of the shard starts from the same moments.
-    const state = optimizerState && contributors > 0 ? { key: optimizerStateKey(task.taskId, shardIndex), value: Buffer.from(encodeServerOptimizerState(optimizerState)).toString('base64') } : undefined;
+    const state = optimizerState && contributors > 0
+      ? {
+        key: optimizerStateKey(task.taskId, shardIndex),
+        value: JSON.stringify({
+          round: round.number, attempt: round.attempt, moments: Buffer.from(encodeServerOptimizerState(optimizerState)).toString('base64'),
+          ...(startMoments !== undefined ? { before: startMoments } : {}),
+        } satisfies SavedMoments),
+      }
+      : undefined;
     await this.stageShard(st, shardIndex, values, contributors, state ? [state] : []);
   }
 
@@ -463,6 +492,19 @@ export class AggregationWorker {
       }
     }
     await this.stageShard(st, shardIndex, out.values, out.contributors, []);
+  }
+
+  /**
+   * The server optimizer's moments a shard of this round attempt starts from: the last ones a
+   * published attempt wrote. Moments written by an attempt that failed are skipped for the ones that
+   * attempt started from, so a retried round steps from the same state as its first attempt.
+   */
+  private async momentsBefore(taskId: string, round: RoundRecord, shardIndex: number): Promise<string | undefined> {
+    const saved = await this.d.store.get(optimizerStateKey(taskId, shardIndex));
+    if (!saved) return undefined;
+    const doc = JSON.parse(saved.value) as SavedMoments;
+    const producer = doc.round === round.number ? undefined : (await getJson<RoundRecord>(this.d.store, roundKey(taskId, doc.round)))?.value;
+    return startingMoments(doc, round, producer);
   }
 
   /**
