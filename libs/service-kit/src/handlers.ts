@@ -1,5 +1,6 @@
 import {
   Metadata,
+  status,
   type handleUnaryCall,
   type handleServerStreamingCall,
   type handleClientStreamingCall,
@@ -31,7 +32,8 @@ function metadataCarrier(md: Metadata): Record<string, string> {
 
 function callContext(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown> | ServerReadableStream<unknown, unknown>): CallContext {
   const ac = new AbortController();
-  (call as unknown as NodeJS.EventEmitter).on('cancelled', () => ac.abort(new Error('call cancelled by the client')));
+  // The reason carries CANCELLED, so a handler that stops on it is not reported as an internal failure.
+  (call as unknown as NodeJS.EventEmitter).on('cancelled', () => ac.abort(Object.assign(new Error('call cancelled by the client'), { code: status.CANCELLED, details: 'call cancelled by the client' })));
   return { metadata: call.metadata, signal: ac.signal, peer: call.getPeer(), call: call };
 }
 
