@@ -8,6 +8,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { parseAllDocuments, parseDocument, isMap, isScalar, isSeq } from 'yaml';
+import { assert, check, finish } from './checks.mjs';
 
 const [renderedDir, chartDir] = process.argv.slice(2);
 if (!renderedDir || !chartDir) {
@@ -15,21 +16,6 @@ if (!renderedDir || !chartDir) {
   process.exit(2);
 }
 
-let passed = 0;
-let failed = 0;
-function check(name, fn) {
-  try {
-    fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(err.message).split('\n').join('\n     ')}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
 function eq(actual, expected, what) {
   const a = JSON.stringify(actual);
   const e = JSON.stringify(expected);
@@ -481,5 +467,4 @@ check('values.yaml: every key is documented', () => {
   assert(missing.length === 0, `undocumented keys:\n${missing.join('\n')}`);
 });
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

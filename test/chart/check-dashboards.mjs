@@ -4,6 +4,7 @@
 // queries can be run against a real Prometheus. Prints one line per check and "N passed, M failed".
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { assert, check, finish } from './checks.mjs';
 
 const dir = process.argv[2];
 if (!dir) {
@@ -29,21 +30,6 @@ const METRICS = {
 };
 const RESOURCE_LABELS = ['service_name', 'job', 'instance'];
 
-let passed = 0;
-let failed = 0;
-function check(name, fn) {
-  try {
-    fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${err.message}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 const uids = new Set();
@@ -105,5 +91,4 @@ for (const file of files) {
     });
   }
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();
