@@ -12,6 +12,7 @@ import { publishUpdateAsGateway } from '../support/updates.js';
 import { waitFor } from '@fedmm/core';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { rng as uniform } from '@fedmm/aggregation/testing';
 
 // Three tensors over four shards of 64 elements; "a" is an image adapter some clients lack.
 const LAYOUT = [
@@ -21,15 +22,10 @@ const LAYOUT = [
 ];
 const SHARD = 64;
 
+/** Uniform in [-0.5, 0.5), seeded. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const r = uniform(seed);
+  return () => r() - 0.5;
 }
 
 function randomTensors(seed: number, names = LAYOUT.map((t) => t.name)): Map<string, Float32Array> {
