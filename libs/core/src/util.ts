@@ -49,3 +49,36 @@ export class KeyedMutex {
     }
   }
 }
+
+/** A task that runs again a fixed time after each run settles; see {@link repeat}. */
+export interface Repeating {
+  /** True once stop() was called: a run still in flight can skip what must not happen after it. */
+  readonly stopped: boolean;
+  /** Cancels the next run, waits for a run in flight, and starts none after it. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs fn now and then intervalMs after each run settles, never two at once. fn handles its own
+ * errors (a rejection is ignored). After stop() resolves no run is in flight or scheduled, so the
+ * caller may close what fn uses.
+ */
+export function repeat(fn: () => Promise<void>, intervalMs: number): Repeating {
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> = Promise.resolve();
+  const state = {
+    stopped: false,
+    async stop(): Promise<void> {
+      state.stopped = true;
+      clearTimeout(timer);
+      await inFlight;
+    },
+  };
+  const run = (): void => {
+    inFlight = fn().catch(() => undefined).then(() => {
+      if (!state.stopped) timer = setTimeout(run, intervalMs);
+    });
+  };
+  run();
+  return state;
+}

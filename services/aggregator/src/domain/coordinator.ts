@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { FedmmError, KeyedMutex, isFedmmError, type Logger } from '@fedmm/core';
+import { FedmmError, KeyedMutex, isFedmmError, repeat, type Logger, type Repeating } from '@fedmm/core';
 import { context, trace, type Link } from '@opentelemetry/api';
 import { Topics, type Bus } from '@fedmm/bus';
 import { getJson, listJson, type Store } from '@fedmm/store';
@@ -42,10 +42,8 @@ const ACTIVE_STATES: RoundState[] = ['open', 'collecting', 'sealing', 'aggregati
  */
 export class Coordinator {
   private readonly mutex = new KeyedMutex();
-  private timer: NodeJS.Timeout | undefined;
+  private ticks: Repeating | undefined;
   private readonly shardElements: number;
-  private stopped = false;
-  private inFlight: Promise<void> | undefined;
   private readonly secagg: SecAggDriver;
 
   constructor(private readonly d: CoordinatorDeps) {
@@ -58,23 +56,17 @@ export class Coordinator {
 
   start(): void {
     this.d.lease.run((leader) => this.d.log.info(leader ? 'coordinator is the leader' : 'coordinator is standing by'));
-    const loop = async (): Promise<void> => {
-      if (this.stopped) return;
+    this.ticks = repeat(async () => {
       try {
         if (this.d.lease.isLeader) await this.tick();
       } catch (e) {
         this.d.log.error('coordinator tick failed', { err: e });
       }
-      if (this.stopped) return;
-      this.timer = setTimeout(() => { this.inFlight = loop(); }, this.d.tickMs ?? 250);
-    };
-    this.inFlight = loop();
+    }, this.d.tickMs ?? 250);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.inFlight;
+    await this.ticks?.stop();
     await this.d.lease.release();
   }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '@fedmm/core';
+import { repeat, type Logger, type Repeating } from '@fedmm/core';
 import { storeKey, type Store } from '@fedmm/store';
 
 interface LeaseDoc {
@@ -21,9 +21,7 @@ export class LeaderLease {
   private fenceVersion = 0;
   private token = 0;
   private expiresAt = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> | undefined;
-  private stopped = false;
+  private renewals: Repeating | undefined;
   private readonly key: string;
 
   constructor(private readonly store: Store, private readonly log: Logger, private readonly ttlMs: number, name = 'coordinator') {
@@ -93,9 +91,7 @@ export class LeaderLease {
   /** Keeps renewing; calls onChange when leadership starts or ends. */
   run(onChange: (leader: boolean) => void): void {
     let was = false;
-    this.stopped = false;
-    const loop = async (): Promise<void> => {
-      if (this.stopped) return;
+    const renewals = repeat(async () => {
       let now = false;
       try {
         now = await this.tick();
@@ -103,22 +99,19 @@ export class LeaderLease {
         this.log.warn('lease renewal failed', { err: e });
         now = this.isLeader;
       }
-      if (this.stopped) return;
+      if (renewals.stopped) return;
       if (now !== was) {
         was = now;
         onChange(now);
       }
-      this.timer = setTimeout(() => { this.inFlight = loop(); }, Math.max(50, this.ttlMs / 3));
-    };
-    this.inFlight = loop();
+    }, Math.max(50, this.ttlMs / 3));
+    this.renewals = renewals;
   }
 
   /** Stops renewing (waiting for a renewal in flight, so none starts afterwards) and gives the lease up. */
   async release(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.inFlight;
+    await this.renewals?.stop();
+    this.renewals = undefined;
     if (this.version) {
       await this.store.atomic([{ key: this.key, version: this.version }], [{ key: this.key, value: null }]).catch(() => false);
       this.version = 0;

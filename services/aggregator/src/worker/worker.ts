@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
-import { FedmmError, isFedmmError, type Logger } from '@fedmm/core';
+import { FedmmError, isFedmmError, repeat, type Logger, type Repeating } from '@fedmm/core';
 import { Topics, type Bus, type BusMessage, type Consumer } from '@fedmm/bus';
 import { getJson, listJson, type Store } from '@fedmm/store';
 import {
@@ -102,10 +102,7 @@ export class AggregationWorker {
   private readonly applied = new Set<string>();
   private readonly rounds = new Map<string, RoundState>();
   private readonly loadingRounds = new Map<string, Promise<RoundState | undefined>>();
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private inFlight: Promise<void> | undefined;
-  private busy = false;
+  private ticks: Repeating | undefined;
   private readonly group: string;
 
   constructor(private readonly d: WorkerDeps) {
@@ -140,28 +137,17 @@ export class AggregationWorker {
         this.resetState();
       },
     });
-    const loop = async (): Promise<void> => {
-      if (this.stopped) return;
-      if (!this.busy) {
-        this.busy = true;
-        try {
-          await this.finishReady();
-        } catch (e) {
-          this.d.log.error('worker tick failed', { worker: this.id, err: e });
-        } finally {
-          this.busy = false;
-        }
+    this.ticks = repeat(async () => {
+      try {
+        await this.finishReady();
+      } catch (e) {
+        this.d.log.error('worker tick failed', { worker: this.id, err: e });
       }
-      if (this.stopped) return;
-      this.timer = setTimeout(() => { this.inFlight = loop(); }, this.d.tickMs ?? 200);
-    };
-    this.inFlight = loop();
+    }, this.d.tickMs ?? 200);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.inFlight;
+    await this.ticks?.stop();
     await this.consumer?.stop();
   }
 
